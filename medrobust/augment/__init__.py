@@ -1,0 +1,14 @@
+"""Shared augmentation cores: batched tensor code for CPU and CUDA.
+
+Public API: :class:`BatchAugment`, :class:`RandConv`, :class:`GIN`, :class:`IPA`, :func:`build`.
+"""
+
+from .base import BatchAugment, check_input, select_params
+from .registry import REGISTRY, Compose, available, build, register
+
+__all__ = ["BatchAugment", "check_input", "select_params", "REGISTRY", "Compose", "available", "build", "register"]
+
+from .gin import GIN, IPA  # noqa: E402  (registers the cores)
+from .randconv import RandConv  # noqa: E402
+
+__all__ += ["GIN", "IPA", "RandConv"]

@@ -1,0 +1,258 @@
+"""The contract every augmentation core follows.
+
+A core is batched tensor code. It splits into two steps, as kornia does:
+
+* ``sample_params(x, generator)`` draws every random quantity *per sample* (kernel sizes, weights,
+  mixing weights, the ``p`` coin, ...) and returns them in a dict of tensors whose first dimension
+  is the batch size ``N``;
+* ``apply(x, params)`` is deterministic: the same ``x`` and ``params`` give the same output, so a run
+  can be replayed, and sample ``i`` of the output depends only on ``x[i]`` and the ``i``-th slice of
+  every parameter (see :func:`select_params`).
+
+``core(x, generator=None)`` does both. Inputs are float tensors ``(N, C, H, W)`` or
+``(N, C, D, H, W)`` on any device; outputs keep shape, dtype and device. Samples whose ``p`` coin
+is off are returned unchanged.
+
+Random parameters are drawn on the generator's device (the CPU when no generator is given) and then
+moved to the input's device, so a seed gives the same parameters on CPU and CUDA. Cores that need
+image-sized noise draw it on the generator's device too: pass a CUDA generator to keep that on the GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+Params = dict[str, Any]
+
+__all__ = [
+    "BatchAugment",
+    "Params",
+    "check_input",
+    "select_params",
+    "rand",
+    "randn",
+    "randint",
+    "choice",
+]
+
+
+def check_input(x: Any, *, name: str = "x", spatial_dims: Sequence[int] = (2, 3)) -> torch.Tensor:
+    """Validate a batch for a core and return it.
+
+    Raises ``TypeError`` for a non-tensor or a non-float dtype and ``ValueError`` for a wrong rank,
+    an empty batch or NaN/Inf values, naming ``name`` and what was expected.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if not torch.is_floating_point(x):
+        raise TypeError(
+            f"{name}: expected a floating-point tensor (values in [0, 1]), got dtype {x.dtype}; "
+            "convert uint8 images with x.float() / 255"
+        )
+    ranks = {d + 2: d for d in spatial_dims}
+    if x.ndim not in ranks:
+        shapes = " or ".join(
+            "(N, C, H, W)" if d == 2 else "(N, C, D, H, W)" for d in sorted(spatial_dims)
+        )
+        raise ValueError(f"{name}: expected a batch of shape {shapes}, got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: empty batch (N = 0)")
+    if any(s == 0 for s in x.shape[1:]):
+        raise ValueError(f"{name}: a channel or spatial size is 0 in shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: contains NaN or Inf values")
+    return x
+
+
+def _gen_device(generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def rand(
+    *shape: int, generator: torch.Generator | None = None, device: torch.device | None = None
+) -> torch.Tensor:
+    """``U[0, 1)`` float32 drawn on the generator's device, moved to ``device``."""
+    out = torch.rand(*shape, generator=generator, device=_gen_device(generator))
+    return out.to(device) if device is not None else out
+
+
+def randn(
+    *shape: int, generator: torch.Generator | None = None, device: torch.device | None = None
+) -> torch.Tensor:
+    """``N(0, 1)`` float32 drawn on the generator's device, moved to ``device``."""
+    out = torch.randn(*shape, generator=generator, device=_gen_device(generator))
+    return out.to(device) if device is not None else out
+
+
+def randint(
+    low: int,
+    high: int,
+    shape: Sequence[int],
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """Integers in ``[low, high)`` (int64) drawn on the generator's device, moved to ``device``."""
+    out = torch.randint(low, high, tuple(shape), generator=generator, device=_gen_device(generator))
+    return out.to(device) if device is not None else out
+
+
+def choice(
+    values: Sequence[int | float],
+    n: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """``n`` values drawn uniformly (with replacement) from ``values``."""
+    table = torch.as_tensor(list(values))
+    idx = randint(0, len(table), (n,), generator=generator)
+    out = table[idx.cpu()]
+    return out.to(device) if device is not None else out
+
+
+def select_params(params: Params, index: torch.Tensor | slice | int, n: int) -> Params:
+    """Slice every per-sample entry of ``params`` (first dimension ``n``) with ``index``.
+
+    Entries that are not tensors with leading dimension ``n`` (flags, shared scalars) are kept as
+    they are; nested dicts and lists of dicts are sliced recursively. ``apply(x[index],
+    select_params(p, index, N))`` equals ``apply(x, p)[index]`` for every conforming core.
+    """
+    if isinstance(index, int):
+        index = slice(index, index + 1)
+    out: Params = {}
+    for key, value in params.items():
+        if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == n:
+            out[key] = value[index.to(value.device) if isinstance(index, torch.Tensor) else index]
+        elif isinstance(value, dict):
+            out[key] = select_params(value, index, n)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            out[key] = [select_params(v, index, n) for v in value]
+        else:
+            out[key] = value
+    return out
+
+
+class BatchAugment(torch.nn.Module):
+    """Base class of the augmentation cores.
+
+    Subclasses implement ``_sample(x, generator) -> Params`` and ``_apply(x, params) -> Tensor``;
+    this class validates inputs, draws the per-sample ``p`` coin and keeps unselected samples
+    unchanged. It is an ``nn.Module`` so cores compose with ``nn.Sequential`` and can hold frozen
+    networks, but it has no trainable parameters of its own.
+
+    Args:
+        p: probability, per sample, that the sample is augmented (the rest pass unchanged).
+    """
+
+    #: spatial dimensionalities the core supports (2 = images, 3 = volumes)
+    spatial_dims: ClassVar[tuple[int, ...]] = (2, 3)
+    #: keyword arguments the shared contract test builds the core with (defaults when empty)
+    contract_kwargs: ClassVar[dict[str, Any]] = {}
+    #: whether the output stays in [0, 1] for inputs in [0, 1] (checked by the contract test)
+    keeps_range: ClassVar[bool] = True
+
+    def __init__(self, *, p: float = 1.0) -> None:
+        super().__init__()
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"p: expected a probability in [0, 1], got {p!r}")
+        self.p = float(p)
+
+    # -- subclass hooks -------------------------------------------------------------------------
+    def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
+        raise NotImplementedError
+
+    def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _sample_apply_mask(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+        """Per-sample Bernoulli(p) coin; subclasses may share it across the batch."""
+        return rand(n, generator=generator, device=device) < self.p
+
+    # -- public API -----------------------------------------------------------------------------
+    def check(self, x: Any, name: str = "x") -> torch.Tensor:
+        return check_input(x, name=name, spatial_dims=self.spatial_dims)
+
+    def sample_params(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Params:
+        """Draw all random parameters for the batch ``x`` (per sample)."""
+        x = self.check(x)
+        params = self._sample(x, generator)
+        params["apply"] = self._sample_apply_mask(x.shape[0], generator, x.device)
+        return params
+
+    def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        """Apply the transform with fixed ``params`` (deterministic)."""
+        x = self.check(x)
+        mask = params.get("apply")
+        if mask is None:
+            raise KeyError("params: missing 'apply' mask; get params from sample_params()")
+        mask = mask.to(x.device)
+        if mask.shape != (x.shape[0],):
+            raise ValueError(f"params['apply']: expected shape ({x.shape[0]},), got {tuple(mask.shape)}")
+        if not bool(mask.any()):
+            return x.clone()
+        out = self._apply(x, params)
+        if bool(mask.all()):
+            return out
+        return torch.where(mask.view(-1, *([1] * (x.ndim - 1))), out, x)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.apply(x, self.sample_params(x, generator))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def fold_batch(x: torch.Tensor) -> torch.Tensor:
+    """``(N, C, *S) -> (1, N*C, *S)``: samples become channel groups of one grouped convolution."""
+    return x.reshape(1, x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+def grouped_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample convolution with 'same' padding, stride 1, as one grouped convolution.
+
+    Args:
+        x: ``(N, C_in, *S)`` with 2 or 3 spatial dims.
+        weight: ``(N, C_out, C_in, *K)`` with odd kernel sizes ``K``.
+        bias: ``(N, C_out)`` or None.
+    Returns:
+        ``(N, C_out, *S)``; sample ``i`` is convolved with ``weight[i]`` only.
+    """
+    n, c_in = x.shape[:2]
+    c_out = weight.shape[1]
+    dims = x.ndim - 2
+    ksize = weight.shape[3:]
+    w = weight.reshape(n * c_out, c_in, *ksize).to(x.dtype)
+    b = bias.reshape(n * c_out).to(x.dtype) if bias is not None else None
+    padding = tuple(k // 2 for k in ksize)
+    xf = fold_batch(x)
+    if dims == 2:
+        # channels-last makes grouped convs as fast as a dense conv on CPU (oneDNN) and on CUDA
+        xf = xf.contiguous(memory_format=torch.channels_last)
+        w = w.contiguous(memory_format=torch.channels_last)
+        y = torch.nn.functional.conv2d(xf, w, b, padding=padding, groups=n)
+    else:
+        y = torch.nn.functional.conv3d(xf, w, b, padding=padding, groups=n)
+    return y.reshape(n, c_out, *x.shape[2:]).contiguous()
+
+
+def per_sample_view(v: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Reshape a per-sample vector ``(N,)`` to broadcast against an ``ndim`` tensor."""
+    return v.reshape(-1, *([1] * (ndim - 1)))
+
+
+def as_range(value: float | Sequence[float], name: str) -> tuple[float, float]:
+    """TorchIO convention: a scalar means a fixed value, a ``(low, high)`` pair a random range."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value), float(value)
+    try:
+        low, high = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number or a (low, high) pair, got {value!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+        raise ValueError(f"{name}: expected finite low <= high, got {value!r}")
+    return low, high

@@ -1,0 +1,1 @@
+"""Corruption cores: MRI artifacts (``mri``) and the natural-image suite (``natural``)."""

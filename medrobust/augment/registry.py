@@ -1,0 +1,104 @@
+"""Name -> core class, so configs can name cores: ``build({"name": "randconv", "mixing": True})``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import torch
+
+from .base import BatchAugment, Params, check_input
+
+__all__ = ["REGISTRY", "register", "build", "available", "Compose"]
+
+REGISTRY: dict[str, type[BatchAugment]] = {}
+
+T = TypeVar("T", bound=type[BatchAugment])
+
+
+def register(name: str) -> Callable[[T], T]:
+    """Class decorator adding a core to :data:`REGISTRY` under ``name`` (lower case)."""
+
+    def deco(cls: T) -> T:
+        key = name.lower()
+        if key in REGISTRY and REGISTRY[key] is not cls:
+            raise ValueError(f"augmentation name {key!r} registered twice ({REGISTRY[key].__name__}, {cls.__name__})")
+        REGISTRY[key] = cls
+        cls.registry_name = key  # type: ignore[attr-defined]
+        return cls
+
+    return deco
+
+
+def available() -> list[str]:
+    """Sorted names of the registered cores."""
+    return sorted(REGISTRY)
+
+
+def allowed_kwargs(cls: type) -> list[str]:
+    sig = inspect.signature(cls.__init__)
+    return [n for n, p in sig.parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def build(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where: str = "augment") -> BatchAugment:
+    """Build a core from a config entry.
+
+    ``spec`` is a dict with a ``name`` key plus the core's keyword arguments, a bare name, or a list of
+    such dicts (composed in order, see :class:`Compose`). Unknown names and unknown or mistyped
+    arguments raise ``ValueError`` naming ``where`` (the config path) and what is allowed.
+    """
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
+        return Compose([build(s, where=f"{where}[{i}]") for i, s in enumerate(spec)])
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: expected a mapping with a 'name' key, got {type(spec).__name__}")
+    kwargs = dict(spec)
+    name = kwargs.pop("name", None)
+    if not isinstance(name, str):
+        raise ValueError(f"{where}.name: missing; choose one of {available()}")
+    cls = REGISTRY.get(name.lower())
+    if cls is None:
+        raise ValueError(f"{where}.name: unknown augmentation {name!r}; choose one of {available()}")
+    allowed = allowed_kwargs(cls)
+    unknown = [k for k in kwargs if k not in allowed]
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} for {name!r}; allowed keys: {allowed}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where} ({name}): {err}") from err
+
+
+class Compose(BatchAugment):
+    """Apply cores in order; params are the children's params in a list."""
+
+    def __init__(self, cores: Sequence[BatchAugment]) -> None:
+        super().__init__(p=1.0)
+        self.cores = torch.nn.ModuleList(cores)
+        dims = set((2, 3))
+        for c in self.cores:
+            dims &= set(c.spatial_dims)
+        self.spatial_dims = tuple(sorted(dims))  # type: ignore[misc]
+
+    def sample_params(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Params:
+        # each child draws on the output of the previous one, so sampling also runs the chain
+        x = check_input(x, spatial_dims=self.spatial_dims)
+        children = []
+        for core in self.cores:
+            p = core.sample_params(x, generator)
+            children.append(p)
+            x = core.apply(x, p)
+        return {"children": children, "apply": torch.ones(x.shape[0], dtype=torch.bool, device=x.device)}
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = check_input(x, spatial_dims=self.spatial_dims)
+        for core in self.cores:
+            x = core(x, generator)
+        return x
+
+    def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        for core, p in zip(self.cores, params["children"]):
+            x = core.apply(x, p)
+        return x
