@@ -45,14 +45,58 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .adapters.cardiac import train_cardiac
+    from .config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    result = train_cardiac(cfg, resume=args.resume, progress=not args.no_progress)
+    print(f"trained {cfg.name}: step {result.step}, best val_dice {result.best_metric:.4f} at step {result.best_step}; "
+          f"run directory {result.run_dir}")
+    return 0
+
+
+def _parse_runs(items: Sequence[str]) -> dict[str, str]:
+    runs: dict[str, str] = {}
+    for item in items:
+        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        from pathlib import Path
+
+        name = name or Path(path).name
+        if name in runs:
+            raise ValueError(f"--run: model name {name!r} given twice (use NAME=DIR)")
+        runs[name] = path
+    return runs
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate.cardiac import evaluate_cardiac
+    from .evaluate.report import comparison_table
+
+    runs = _parse_runs(args.run)
+    results = evaluate_cardiac(runs, out_dir=args.out, overrides=args.overrides, corrupted_root=args.corrupted_root,
+                               device=args.device, progress=not args.no_progress)
+    print(comparison_table(results))
+    print(f"report: {results['files'].get('markdown')}")
+    return 0
+
+
+def cmd_corrupt(args: argparse.Namespace) -> int:
+    from .data.corrupt_dataset import corrupt_acdc, parse_corruptions, parse_severities
+
+    if args.task != "acdc":
+        raise ValueError(f"--task: {args.task!r} is not available yet; supported: acdc")
+    summary = corrupt_acdc(args.root, args.out, corruptions=parse_corruptions(args.corruptions),
+                           severities=parse_severities(args.severities), seed=args.seed, overwrite=args.overwrite,
+                           progress=not args.no_progress)
+    print(f"wrote corrupted copy to {args.out}: {summary}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from .demo import run_demo
 
-    from .demo import augment_grid
-
-    out = Path(args.out)
-    path = augment_grid(out / "augment_grid.png", seed=args.seed)
-    print(f"wrote {path}")
+    run_demo(args.out, steps=args.steps, seed=args.seed, progress=not args.no_progress)
     return 0
 
 
@@ -72,9 +116,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("demo", help="run the demo on the embedded default data")
-    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p = sub.add_parser("train", help="train a model from a YAML config (resumable, DDP under torchrun)")
+    _add_config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue exactly from <run>/last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate trained runs on clean, corrupted and shifted test data")
+    p.add_argument("--run", action="append", required=True, metavar="[NAME=]DIR",
+                   help="a run directory from `medrobust train` (repeat to compare models)")
+    p.add_argument("--out", required=True, help="where report.md, report.json and figures/ go")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override evaluation/data keys of the first run's config, e.g. evaluate.severities=[1,3,5]")
+    p.add_argument("--corrupted-root", help="read corrupted volumes written by `medrobust corrupt` instead of corrupting on the fly")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("corrupt", help="write a corrupted copy of a dataset (ACDC-C), resumable")
+    p.add_argument("--task", required=True, choices=["acdc"], help="dataset layout")
+    p.add_argument("--root", required=True, help="dataset root in its public layout")
+    p.add_argument("--out", required=True, help="output root: OUT/<corruption>/<severity>/<layout> + manifest.json")
+    p.add_argument("--corruptions", default="all", help="'all' or a comma-separated list")
+    p.add_argument("--severities", default="1-5", help="e.g. 1-5, 1,3,5 or 2")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output written with other settings")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_corrupt)
+
+    p = sub.add_parser("demo", help="the main job on the embedded default: train baseline and RandConv, evaluate both")
+    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per model (default from configs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
     return parser
 

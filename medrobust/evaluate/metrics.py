@@ -1,0 +1,355 @@
+"""Segmentation metrics: per-class Dice / HD95 (via MONAI), a per-case meter, confusion matrix and IoU.
+
+All functions take a **single case** as integer label maps (numpy arrays or torch tensors, any
+device) with spatial axes only -- no batch or channel axis: ``(H, W)`` or ``(D, H, W)``. Values
+must lie in ``0 .. num_classes - 1`` with ``0`` the background.
+
+Empty-structure convention (the one used for the ACDC challenge), applied per class and case:
+
+============================  ==========  ===============================================
+structure present in          Dice        HD95
+============================  ==========  ===============================================
+prediction and ground truth   MONAI       MONAI (95th percentile surface distance, mm)
+neither                       1.0         0.0 (perfect: nothing to find, nothing found)
+exactly one of the two        0.0         NaN (undefined; excluded from means, but counted
+                                          as ``hd95_missing`` in :meth:`SegmentationMeter.summary`)
+============================  ==========  ===============================================
+
+MONAI itself returns NaN (Dice with ``ignore_empty=True``) or NaN/inf (Hausdorff) in the last two
+rows; those cases are never handed to MONAI but set explicitly here.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ACDC_CLASS_NAMES",
+    "dice_per_class",
+    "hd95_per_class",
+    "SegmentationMeter",
+    "confusion_matrix",
+    "iou_from_confusion",
+]
+
+#: ACDC foreground structures for labels 1, 2, 3 (right ventricle, myocardium, left ventricle).
+ACDC_CLASS_NAMES: tuple[str, ...] = ("RV", "Myo", "LV")
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+# ----------------------------------------------------------------------------------------------
+# validation helpers
+# ----------------------------------------------------------------------------------------------
+def _as_int_array(x: Any, name: str) -> np.ndarray:
+    """Return ``x`` as a numpy integer array, or raise ValueError if it is not an integer label map."""
+    if isinstance(x, torch.Tensor):
+        if x.dtype == torch.bool:
+            return x.detach().cpu().numpy().astype(np.int64)
+        if torch.is_floating_point(x) or torch.is_complex(x):
+            raise ValueError(f"{name} must be an integer label map, got torch dtype {x.dtype}")
+        return x.detach().cpu().numpy()
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    if x.dtype == np.bool_:
+        return x.astype(np.int64)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"{name} must be an integer label map, got numpy dtype {x.dtype}")
+    return x
+
+
+def _check_num_classes(num_classes: Any) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2 (background + at least one class), got {num_classes!r}")
+    return int(num_classes)
+
+
+def _check_range(x: np.ndarray, num_classes: int, name: str) -> None:
+    if x.size == 0:
+        return
+    lo, hi = int(x.min()), int(x.max())
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"{name} values must be in 0..{num_classes - 1} (num_classes={num_classes}), found range [{lo}, {hi}]")
+
+
+def _validate_pair(pred: ArrayLike, label: ArrayLike, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    num_classes = _check_num_classes(num_classes)
+    p = _as_int_array(pred, "pred")
+    g = _as_int_array(label, "label")
+    if p.shape != g.shape:
+        raise ValueError(f"pred and label must have the same shape, got pred {tuple(p.shape)} vs label {tuple(g.shape)}")
+    if p.ndim < 1 or p.size == 0:
+        raise ValueError(f"pred/label must be non-empty label maps with spatial axes only, got shape {tuple(p.shape)}")
+    _check_range(p, num_classes, "pred")
+    _check_range(g, num_classes, "label")
+    return p, g
+
+
+def _check_spacing(spacing: Sequence[float] | None, ndim: int) -> tuple[float, ...] | None:
+    if spacing is None:
+        return None
+    try:
+        sp = tuple(float(s) for s in spacing)
+    except TypeError:
+        raise ValueError(f"spacing must be a sequence of {ndim} floats (mm per voxel along each axis), got {spacing!r}") from None
+    if len(sp) != ndim:
+        raise ValueError(f"spacing must have one entry per spatial axis ({ndim}), got {len(sp)}: {sp}")
+    if not all(math.isfinite(s) and s > 0 for s in sp):
+        raise ValueError(f"spacing entries must be finite and > 0, got {sp}")
+    return sp
+
+
+def _one_hot(x: np.ndarray, num_classes: int) -> torch.Tensor:
+    """``(*spatial)`` int labels -> ``(1, C, *spatial)`` float one-hot tensor (MONAI's layout)."""
+    t = torch.from_numpy(np.ascontiguousarray(x)).long()
+    oh = torch.nn.functional.one_hot(t, num_classes)  # (*spatial, C)
+    return oh.movedim(-1, 0).unsqueeze(0).float()
+
+
+def _presence(p: np.ndarray, g: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean ``(C,)`` vectors: class present in pred / in label."""
+    in_p = np.bincount(p.ravel().astype(np.int64), minlength=num_classes)[:num_classes] > 0
+    in_g = np.bincount(g.ravel().astype(np.int64), minlength=num_classes)[:num_classes] > 0
+    return in_p, in_g
+
+
+# ----------------------------------------------------------------------------------------------
+# Dice / HD95
+# ----------------------------------------------------------------------------------------------
+def dice_per_class(pred: ArrayLike, label: ArrayLike, num_classes: int, include_background: bool = False) -> np.ndarray:
+    """Per-class Dice of one case, computed with :func:`monai.metrics.compute_dice`.
+
+    Args:
+        pred, label: integer label maps of identical shape ``(*spatial)`` (numpy or torch, bool allowed),
+            values in ``0 .. num_classes - 1``.
+        num_classes: number of classes including background (ACDC: 4).
+        include_background: also return class 0.
+
+    Returns:
+        float64 array of shape ``(num_classes - 1,)`` for classes ``1..C-1`` (or ``(num_classes,)`` with
+        background), values in ``[0, 1]``. Empty-structure convention (see module docstring): absent in
+        both -> 1.0, absent in exactly one -> 0.0; never NaN.
+    """
+    from monai.metrics import compute_dice
+
+    p, g = _validate_pair(pred, label, num_classes)
+    num_classes = int(num_classes)
+    in_p, in_g = _presence(p, g, num_classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = compute_dice(_one_hot(p, num_classes), _one_hot(g, num_classes), include_background=True, ignore_empty=True)
+    d = d[0].double().numpy().copy()
+    # explicit ACDC convention -- do not depend on MONAI's ignore_empty semantics
+    d[~in_p & ~in_g] = 1.0
+    d[in_p ^ in_g] = 0.0
+    return d if include_background else d[1:]
+
+
+def hd95_per_class(
+    pred: ArrayLike,
+    label: ArrayLike,
+    num_classes: int,
+    spacing: Sequence[float] | None,
+    include_background: bool = False,
+) -> np.ndarray:
+    """Per-class 95th-percentile symmetric Hausdorff distance of one case, in mm.
+
+    Uses :func:`monai.metrics.compute_hausdorff_distance` (``percentile=95``, surface voxels,
+    Euclidean distance scaled by ``spacing``) on the classes present in both maps.
+
+    Args:
+        pred, label: integer label maps of identical shape ``(H, W)`` or ``(D, H, W)``.
+        num_classes: number of classes including background.
+        spacing: voxel size in mm per spatial axis, same axis order as the arrays (e.g. ``(z, y, x)``
+            for a ``(D, H, W)`` volume). Required; pass ``None`` explicitly to get distances in voxels.
+        include_background: also return class 0.
+
+    Returns:
+        float64 array of shape ``(num_classes - 1,)`` (or ``(num_classes,)``), values ``>= 0``.
+        Absent in both -> 0.0; absent in exactly one -> NaN (see module docstring).
+    """
+    from monai.metrics import compute_hausdorff_distance
+
+    p, g = _validate_pair(pred, label, num_classes)
+    if p.ndim not in (2, 3):
+        raise ValueError(f"hd95_per_class needs 2D (H, W) or 3D (D, H, W) label maps, got pred shape {tuple(p.shape)}")
+    sp = _check_spacing(spacing, p.ndim)
+    num_classes = int(num_classes)
+    in_p, in_g = _presence(p, g, num_classes)
+    out = np.full(num_classes, np.nan, dtype=np.float64)
+    out[~in_p & ~in_g] = 0.0
+    both = np.flatnonzero(in_p & in_g)
+    if both.size:
+        oh_p = _one_hot(p, num_classes)[:, both]
+        oh_g = _one_hot(g, num_classes)[:, both]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MONAI deprecation chatter from get_mask_edges
+            hd = compute_hausdorff_distance(oh_p, oh_g, include_background=True, percentile=95, spacing=sp)
+        out[both] = hd[0].double().numpy()
+    return out if include_background else out[1:]
+
+
+class SegmentationMeter:
+    """Accumulate per-case Dice (and HD95) over a test set and summarise them.
+
+    Args:
+        num_classes: classes including background (ACDC: 4).
+        class_names: names of the foreground classes ``1..C-1`` (ACDC: :data:`ACDC_CLASS_NAMES`);
+            ``None`` -> ``"class1", "class2", ...``.
+        hd95: also compute HD95 (slower; needs ``spacing`` in :meth:`update`).
+    """
+
+    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, hd95: bool = True) -> None:
+        self.num_classes = _check_num_classes(num_classes)
+        if class_names is None:
+            class_names = [f"class{i}" for i in range(1, self.num_classes)]
+        names = tuple(str(n) for n in class_names)
+        if len(names) != self.num_classes - 1:
+            raise ValueError(
+                f"class_names must name the {self.num_classes - 1} foreground classes 1..{self.num_classes - 1}, got {len(names)}: {names}"
+            )
+        if len(set(names)) != len(names) or "mean" in names or "total" in names:
+            raise ValueError(f"class_names must be unique and not 'mean'/'total', got {names}")
+        self.class_names = names
+        self.hd95 = bool(hd95)
+        self.cases: list[dict[str, Any]] = []
+
+    def reset(self) -> None:
+        self.cases.clear()
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def update(
+        self,
+        pred: ArrayLike,
+        label: ArrayLike,
+        spacing: Sequence[float] | None = None,
+        case_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Score one case and store it; returns the per-case record.
+
+        ``spacing`` (mm per spatial axis) is required when ``hd95=True``; pass ``(1.0,) * ndim``
+        for distances in voxels. The record is ``{"case_id", "dice": {name: v}, "hd95": {name: v}}``
+        (``hd95`` only when enabled; NaN where undefined).
+        """
+        if self.hd95 and spacing is None:
+            raise ValueError("spacing is required when hd95=True (use (1.0,) * ndim for voxel units)")
+        d = dice_per_class(pred, label, self.num_classes)
+        rec: dict[str, Any] = {
+            "case_id": case_id if case_id is not None else f"case{len(self.cases):04d}",
+            "dice": dict(zip(self.class_names, d.tolist())),
+        }
+        if self.hd95:
+            h = hd95_per_class(pred, label, self.num_classes, spacing)
+            rec["hd95"] = dict(zip(self.class_names, h.tolist()))
+        self.cases.append(rec)
+        return rec
+
+    def summary(self, include_cases: bool = False) -> dict[str, Any]:
+        """Aggregate the cases seen so far.
+
+        Returns a JSON-friendly dict (NaN where undefined, e.g. no cases)::
+
+            {"n_cases": int,
+             "dice":     {name: mean Dice in [0, 1], ..., "mean": mean over foreground classes},
+             "dice_std": {name: std over cases, ..., "mean": std of per-case foreground mean},
+             "hd95":     {name: nan-aware mean in mm, ..., "mean": mean of the per-class means},
+             "hd95_count":   {name: cases with a finite HD95, ..., "total": sum},
+             "hd95_missing": {name: cases with NaN HD95 (structure in only one map), ..., "total": sum},
+             "cases": [per-case records]}          # only with include_cases=True
+
+        The ``hd95*`` keys are present only when the meter was built with ``hd95=True``.
+        """
+        n = len(self.cases)
+        out: dict[str, Any] = {"n_cases": n}
+        if n:
+            dice = np.array([[c["dice"][k] for k in self.class_names] for c in self.cases], dtype=np.float64)
+        else:
+            dice = np.full((0, len(self.class_names)), np.nan)
+        out["dice"] = self._means(dice)
+        out["dice_std"] = {k: _nan_std(dice[:, i]) for i, k in enumerate(self.class_names)}
+        out["dice_std"]["mean"] = _nan_std(dice.mean(axis=1)) if n else math.nan
+        if self.hd95:
+            hd = np.array([[c["hd95"][k] for k in self.class_names] for c in self.cases], dtype=np.float64).reshape(n, -1)
+            out["hd95"] = self._means(hd)
+            finite = np.isfinite(hd)
+            out["hd95_count"] = {k: int(finite[:, i].sum()) for i, k in enumerate(self.class_names)}
+            out["hd95_count"]["total"] = int(finite.sum())
+            out["hd95_missing"] = {k: int((~finite[:, i]).sum()) for i, k in enumerate(self.class_names)}
+            out["hd95_missing"]["total"] = int((~finite).sum())
+        if include_cases:
+            out["cases"] = [dict(c) for c in self.cases]
+        return out
+
+    def _means(self, values: np.ndarray) -> dict[str, float]:
+        per = [_nan_mean(values[:, i]) for i in range(values.shape[1])]
+        res = dict(zip(self.class_names, per))
+        res["mean"] = _nan_mean(np.array(per))
+        return res
+
+
+def _nan_mean(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def _nan_std(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.std()) if x.size else math.nan
+
+
+# ----------------------------------------------------------------------------------------------
+# confusion matrix / IoU (driving scenes)
+# ----------------------------------------------------------------------------------------------
+def confusion_matrix(pred: ArrayLike, label: ArrayLike, num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
+    """Confusion matrix ``cm[gt, pred]`` (int64, shape ``(C, C)``) over valid pixels.
+
+    Valid pixels are those with ``label`` in ``0..C-1``; ``label == ignore_index`` pixels are skipped.
+    Any other label value, or a ``pred`` value outside ``0..C-1`` on a valid pixel, raises ValueError.
+    Works on one image or a batch (any identical shapes). Sum matrices over images to accumulate.
+    """
+    num_classes = _check_num_classes(num_classes)
+    p_arr = _as_int_array(pred, "pred")
+    g_arr = _as_int_array(label, "label")
+    if p_arr.shape != g_arr.shape:
+        raise ValueError(f"pred and label must have the same shape, got pred {tuple(p_arr.shape)} vs label {tuple(g_arr.shape)}")
+    p = p_arr.astype(np.int64, copy=False).ravel()
+    g = g_arr.astype(np.int64, copy=False).ravel()
+    valid = (g >= 0) & (g < num_classes)
+    bad = ~valid if ignore_index is None else (~valid & (g != ignore_index))
+    if bad.any():
+        vals = np.unique(g[bad])[:10].tolist()
+        raise ValueError(f"label values must be in 0..{num_classes - 1} or ignore_index={ignore_index}, found {vals}")
+    p, g = p[valid], g[valid]
+    if p.size and (p.min() < 0 or p.max() >= num_classes):
+        raise ValueError(f"pred values must be in 0..{num_classes - 1} on valid pixels, found range [{int(p.min())}, {int(p.max())}]")
+    cm = np.bincount(g * num_classes + p, minlength=num_classes * num_classes)
+    return cm.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def iou_from_confusion(cm: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-class IoU ``TP / (TP + FP + FN)`` and mean IoU from a ``cm[gt, pred]`` matrix.
+
+    Classes absent from both ground truth and prediction get NaN and are excluded from the mIoU
+    (mIoU is NaN if every class is absent).
+    """
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"cm must be a square (C, C) matrix, got shape {cm.shape}")
+    if (cm < 0).any():
+        raise ValueError("cm must be non-negative counts")
+    cm = cm.astype(np.float64)
+    tp = np.diag(cm)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - tp
+    iou = np.full(cm.shape[0], np.nan)
+    np.divide(tp, union, out=iou, where=union > 0)
+    return iou, _nan_mean(iou)

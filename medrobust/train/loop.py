@@ -1,0 +1,385 @@
+"""One explicit training loop shared by every task.
+
+The loop is step-based. Everything random is a function of the config seed and the step:
+
+* the data order comes from :class:`StepBatchSampler` (a seeded permutation per epoch, sharded by DDP
+  rank), and each sample carries its own seed for the CPU-side random transforms
+  (:class:`SeededDataset`), so worker count and resume points do not change the data;
+* GPU-side augmentation draws from a ``torch.Generator`` whose state is checkpointed;
+* ``last.pt`` holds model, optimiser, scheduler, AMP scaler, step, best metric and every RNG state,
+  written atomically; ``--resume`` continues exactly where it stopped.
+
+Multi-GPU/multi-node: launched with ``torchrun``, the loop initialises the process group (NCCL on
+CUDA, gloo on CPU), wraps the model in DDP and shards each global batch across ranks; rank 0 writes
+metrics and checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..io import append_jsonl, atomic_torch_save, read_jsonl
+
+__all__ = [
+    "StepBatchSampler",
+    "SeededDataset",
+    "DistEnv",
+    "dist_env",
+    "resolve_device",
+    "fit",
+    "FitResult",
+    "set_seed",
+]
+
+
+# ------------------------------------------------------------------------------------------ data order
+def _mix(*values: int) -> int:
+    """Deterministic 63-bit seed from integers (SplitMix-style mixing)."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h ^= (int(v) + 0x9E3779B97F4A7C15 + ((h << 6) & 0xFFFFFFFFFFFFFFFF) + (h >> 2)) & 0xFFFFFFFFFFFFFFFF
+        h = (h * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+class StepBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yields batches of ``(index, sample_seed)`` for steps ``start_step .. total_steps - 1``.
+
+    The global batch of step ``s`` is a fixed function of ``(seed, s)``: a per-epoch permutation of
+    the dataset, cut into consecutive batches (the last partial batch of an epoch wraps into the next
+    permutation). With ``world_size > 1`` each rank takes every ``world_size``-th element.
+    """
+
+    def __init__(self, n_items: int, batch_size: int, total_steps: int, *, seed: int = 0,
+                 start_step: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        if n_items <= 0:
+            raise ValueError("training set is empty")
+        if batch_size % world_size:
+            raise ValueError(f"train.batch_size {batch_size} must be divisible by the number of processes {world_size}")
+        self.n, self.batch_size, self.total_steps = n_items, batch_size, total_steps
+        self.seed, self.start_step, self.rank, self.world_size = seed, start_step, rank, world_size
+
+    def __len__(self) -> int:
+        return max(0, self.total_steps - self.start_step)
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(_mix(self.seed, epoch)))
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        pos = self.start_step * self.batch_size
+        epoch, offset = divmod(pos, self.n)
+        perm = self._perm(epoch)
+        for step in range(self.start_step, self.total_steps):
+            batch: list[int] = []
+            while len(batch) < self.batch_size:
+                take = min(self.batch_size - len(batch), self.n - offset)
+                batch.extend(perm[offset : offset + take].tolist())
+                offset += take
+                if offset == self.n:
+                    epoch, offset = epoch + 1, 0
+                    perm = self._perm(epoch)
+            items = [(idx, _mix(self.seed, step, j)) for j, idx in enumerate(batch)]
+            yield items[self.rank :: self.world_size]
+
+
+class SeededDataset(Dataset):
+    """Wrap a dataset so ``ds[(index, seed)]`` runs its random transforms with that seed.
+
+    The wrapped dataset's ``transform`` (a MONAI ``Randomizable``/``Compose`` or any callable with
+    ``set_random_state``) is re-seeded per item; Python, NumPy and torch RNGs are seeded too, so a
+    transform based on any of them is reproducible in any worker.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, item: tuple[int, int] | int) -> Any:
+        if isinstance(item, tuple):
+            index, seed = item
+            seed32 = seed % (2**32)
+            # seed the global RNGs for this item only, then restore them (the main process's RNG
+            # stream must not depend on the number of DataLoader workers)
+            py_state, np_state = random.getstate(), np.random.get_state()
+            with torch.random.fork_rng(devices=[]):
+                random.seed(seed32)
+                np.random.seed(seed32)
+                torch.manual_seed(seed32)
+                transform = getattr(self.dataset, "transform", None)
+                if transform is not None and hasattr(transform, "set_random_state"):
+                    transform.set_random_state(seed=seed32)
+                try:
+                    return self.dataset[index]
+                finally:
+                    random.setstate(py_state)
+                    np.random.set_state(np_state)
+        return self.dataset[item]
+
+
+# ---------------------------------------------------------------------------------------- environment
+@dataclass
+class DistEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def dist_env() -> DistEnv:
+    """Read the torchrun environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)."""
+    return DistEnv(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def resolve_device(name: str, env: DistEnv | None = None) -> torch.device:
+    env = env or dist_env()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and env.distributed:
+        name = f"cuda:{env.local_rank}"
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device: {name} requested but CUDA is not available")
+    return dev
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _init_distributed(env: DistEnv, device: torch.device) -> None:
+    import torch.distributed as dist
+
+    if env.distributed and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+
+
+# --------------------------------------------------------------------------------------------- fitting
+@dataclass
+class FitResult:
+    run_dir: Path
+    step: int
+    best_metric: float
+    best_step: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _lr_lambda(total: int, warmup: int, schedule: str) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def _rng_state(aug_gen: torch.Generator) -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": np.random.get_state()[1].tolist(),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "python": repr(random.getstate()),
+        "augment": aug_gen.get_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], aug_gen: torch.Generator) -> None:
+    import ast
+
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate(ast.literal_eval(state["python"]))
+    aug_gen.set_state(state["augment"])
+
+
+def fit(
+    *,
+    model: torch.nn.Module,
+    train_set: Dataset,
+    collate: Callable[[list[Any]], Any] | None,
+    step_fn: Callable[[torch.nn.Module, Any, torch.Generator], tuple[torch.Tensor, dict[str, float]]],
+    validate_fn: Callable[[torch.nn.Module], dict[str, float]] | None,
+    run_dir: str | Path,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    schedule: str = "cosine",
+    warmup_steps: int = 0,
+    amp: bool = True,
+    grad_clip: float | None = None,
+    val_every: int = 100,
+    ckpt_every: int = 100,
+    log_every: int = 10,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    num_workers: int = 0,
+    resume: bool = False,
+    metric_name: str = "val_dice",
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> FitResult:
+    """Train ``model`` for ``steps`` optimiser steps.
+
+    Args:
+        step_fn: ``(model, batch_on_device, aug_generator) -> (loss, logs)`` — the task adapter's
+            forward + loss (augmentation happens inside it, on the device).
+        validate_fn: ``model -> metrics`` on rank 0 (``metrics[metric_name]`` picks ``best.pt``).
+        resume: continue from ``run_dir/last.pt`` (error if missing).
+        stop_after: stop after this many steps of *this call* (simulates a crash in tests).
+    Returns:
+        :class:`FitResult`. Files: ``run_dir/{last,best}.pt``, ``run_dir/metrics.jsonl``.
+    """
+    from tqdm.auto import tqdm
+
+    env = dist_env()
+    device = torch.device(device)
+    _init_distributed(env, device)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, metrics_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "metrics.jsonl"
+
+    set_seed(seed)
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps, warmup_steps, schedule))
+    use_amp = bool(amp) and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    aug_gen = torch.Generator(device="cpu").manual_seed(_mix(seed, env.rank, 17))
+    start, best, best_step = 0, -math.inf, -1
+
+    if resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last_path}")
+        ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start, best, best_step = int(ckpt["step"]), float(ckpt["best_metric"]), int(ckpt["best_step"])
+        _set_rng_state(ckpt["rng"], aug_gen)
+        if env.is_main and metrics_path.is_file():  # drop log lines written after the checkpoint
+            kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start]
+            from ..io import atomic_write_text
+            import json
+
+            atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+    elif env.is_main and metrics_path.exists():
+        metrics_path.unlink()
+
+    net: torch.nn.Module = model
+    if env.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    sampler = StepBatchSampler(len(train_set), batch_size, steps, seed=seed, start_step=start,  # type: ignore[arg-type]
+                               rank=env.rank, world_size=env.world_size)
+    loader = DataLoader(SeededDataset(train_set), batch_sampler=sampler, num_workers=num_workers,
+                        collate_fn=collate, pin_memory=device.type == "cuda", persistent_workers=False)
+
+    def save(path: Path, step: int) -> None:
+        atomic_torch_save({
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "scaler": scaler.state_dict(), "step": step, "best_metric": best, "best_step": best_step,
+            "rng": _rng_state(aug_gen),
+        }, path)
+
+    history: list[dict[str, Any]] = []
+    bar = tqdm(total=steps, initial=start, desc=f"train {run_dir.name}", disable=not (progress and env.is_main),
+               dynamic_ncols=True, leave=False)
+    step = start
+    t0 = time.perf_counter()
+    done_here = 0
+    for batch in loader:
+        net.train()
+        batch = _to_device(batch, device)
+        with torch.autocast(device_type=device.type, enabled=use_amp):
+            loss, logs = step_fn(net, batch, aug_gen)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {step}: loss is {float(loss)}; lower train.lr or check the inputs")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        step += 1
+        done_here += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.4f}")
+        if env.is_main and (step % log_every == 0 or step == steps):
+            rec = {"step": step, "loss": float(loss), "lr": sched.get_last_lr()[0],
+                   "time": round(time.perf_counter() - t0, 3), **{k: float(v) for k, v in logs.items()}}
+            append_jsonl(metrics_path, rec)
+            history.append(rec)
+        if validate_fn is not None and (step % val_every == 0 or step == steps):
+            if env.is_main:
+                net.eval()
+                with torch.no_grad():
+                    metrics = validate_fn(model)
+                value = float(metrics[metric_name])
+                rec = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+                if value > best:
+                    best, best_step = value, step
+                    rec["best"] = True
+                append_jsonl(metrics_path, rec)
+                history.append(rec)
+                if rec.get("best"):
+                    save(best_path, step)
+            _barrier(env)
+        if env.is_main and (step % ckpt_every == 0 or step == steps):
+            save(last_path, step)
+        if stop_after is not None and done_here >= stop_after:
+            break
+    bar.close()
+    if env.is_main and validate_fn is None and step == steps:
+        save(best_path, step)
+    _barrier(env)
+    return FitResult(run_dir, step, best, best_step, history)
+
+
+def _barrier(env: DistEnv) -> None:
+    if env.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
