@@ -33,10 +33,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.target == "augment":
-        rows = bench.bench_augment(device=device, repeats=args.repeats, quick=args.quick)
-    else:  # pragma: no cover - argparse restricts choices
-        raise SystemExit(f"unknown benchmark {args.target}")
+    runner = {"augment": bench.bench_augment, "cardiac": bench.bench_cardiac}[args.target]
+    rows = runner(device=device, repeats=args.repeats, quick=args.quick)
     print(f"# medrobust bench {args.target} on {device}: {bench.environment()}")
     bench.print_table(rows)
     if args.json:
@@ -109,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("bench", help="throughput benchmarks against reference implementations")
-    p.add_argument("target", choices=["augment"], help="what to benchmark")
+    p.add_argument("target", choices=["augment", "cardiac"], help="what to benchmark: augment (RandConv/GIN/IPA cores) or cardiac (training step, MRI corruptions)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per row (median reported)")
     p.add_argument("--quick", action="store_true", help="tiny inputs (smoke test)")

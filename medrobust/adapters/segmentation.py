@@ -73,9 +73,9 @@ class SegmentationAdapter:
         if len(views) == 1:
             logits = model(views[0])
             loss = self.criterion(logits, label)
-            return loss, {"task_loss": float(loss)}
+            return loss, {"task_loss": float(loss.detach())}
         logits_all = model(torch.cat(views))  # one forward pass for all views
         logits = list(logits_all.chunk(len(views)))
         task = self.criterion(logits[0], label)
         cons = self._consistency_fn(logits, weight=self.consistency.weight)
-        return task + cons, {"task_loss": float(task), "consistency_loss": float(cons)}
+        return task + cons, {"task_loss": float(task.detach()), "consistency_loss": float(cons.detach())}

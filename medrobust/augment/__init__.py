@@ -12,3 +12,4 @@ from .gin import GIN, IPA  # noqa: E402  (registers the cores)
 from .randconv import RandConv  # noqa: E402
 
 __all__ += ["GIN", "IPA", "RandConv"]
+from .corruptions import mri  # noqa: E402,F401  (registers the mri_* corruption cores)

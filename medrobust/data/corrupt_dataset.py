@@ -284,7 +284,9 @@ def corrupt_acdc(
     for corruption, severity, rel, kind in tqdm(jobs, desc="ACDC-C", unit="file", disable=not progress):
         dest_rel = f"{corruption}/{severity}/{rel}"
         dest = out_p / dest_rel
-        entry: dict[str, Any] = {"path": dest_rel, "source": rel, "kind": kind, "corruption": corruption, "severity": severity}
+        entry: dict[str, Any] = {
+            "path": dest_rel, "source": rel, "kind": kind, "corruption": corruption, "severity": severity
+        }
         if kind == "image":
             entry["seed"] = file_seed(seed, corruption, severity, rel)
         entries.append(entry)
@@ -304,4 +306,10 @@ def corrupt_acdc(
     entries.sort(key=lambda e: e["path"])
     manifest.update(complete=True, files=entries)
     atomic_write_json(manifest_path, manifest)
-    return {"out": str(out_p), "manifest": str(manifest_path), "written": written, "skipped": skipped, "total": len(entries)}
+    return {
+        "out": str(out_p),
+        "manifest": str(manifest_path),
+        "written": written,
+        "skipped": skipped,
+        "total": len(entries),
+    }

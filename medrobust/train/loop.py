@@ -323,8 +323,9 @@ def fit(
         batch = _to_device(batch, device)
         with torch.autocast(device_type=device.type, enabled=use_amp):
             loss, logs = step_fn(net, batch, aug_gen)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {step}: loss is {float(loss)}; lower train.lr or check the inputs")
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"step {step}: loss is {loss_value}; lower train.lr or check the inputs")
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if grad_clip:
@@ -336,9 +337,9 @@ def fit(
         step += 1
         done_here += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.4f}")
+        bar.set_postfix(loss=f"{loss_value:.4f}")
         if env.is_main and (step % log_every == 0 or step == steps):
-            rec = {"step": step, "loss": float(loss), "lr": sched.get_last_lr()[0],
+            rec = {"step": step, "loss": loss_value, "lr": sched.get_last_lr()[0],
                    "time": round(time.perf_counter() - t0, 3), **{k: float(v) for k, v in logs.items()}}
             append_jsonl(metrics_path, rec)
             history.append(rec)

@@ -64,10 +64,8 @@ def test_layout_labels_images_manifest_and_resume(acdc, tmp_path):
                     assert not np.array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
     # severity grows the change
     ref = np.asarray(nib.load(acdc / "training/patient001/patient001_frame01.nii.gz").dataobj, dtype=float)
-    err = [
-        np.abs(np.asarray(nib.load(out / f"rician_noise/{s}/training/patient001/patient001_frame01.nii.gz").dataobj) - ref).mean()
-        for s in SEVERITIES
-    ]
+    rel = "training/patient001/patient001_frame01.nii.gz"
+    err = [np.abs(np.asarray(nib.load(out / f"rician_noise/{s}/{rel}").dataobj) - ref).mean() for s in SEVERITIES]
     assert err[0] < err[1]
 
     manifest = json.loads((out / "manifest.json").read_text())

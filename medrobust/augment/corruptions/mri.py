@@ -11,36 +11,32 @@ so for a fixed seed a higher severity only scales the same artifact (severity is
 absolute error to the clean image grows with it). k-space corruptions return the magnitude image
 ``|ifft2(...)|``, as an MRI scanner does.
 
-Severity table (value for severities 1, 2, 3, 4, 5):
+Severity table:
 
-=================  =====================================================  ==========================
-corruption         parameter                                              random per sample
-=================  =====================================================  ==========================
-bias_field         log-strength s: 0.15 0.3 0.45 0.6 0.75;                cubic polynomial
-                   ``x * exp(s * f)``, f smooth in [-1, 1], zero mean     coefficients
-gibbs_ringing      kept central k-space fraction per in-plane axis:       --
-                   0.8 0.65 0.5 0.4 0.3 (hard cut)
-kspace_spike       spike magnitude / ``|DC|``: 0.2 0.4 0.6 0.9 1.2        1-3 spikes, positions
-                   (stripe amplitude = value x mean intensity)            (>= 5 % of k-space from
-                                                                          centre), phases
-motion_ghosting    phase error (rad) on every m-th phase-encode line:     phase-encode axis (H/W),
-                   0.1pi 0.2pi 0.3pi 0.45pi 0.6pi                         period m in 2..4, offset,
-                                                                          sign
-rician_noise       sigma: 0.02 0.04 0.06 0.09 0.12;                       noise fields n1, n2
-                   ``sqrt((x + sigma n1)^2 + (sigma n2)^2)``
-gaussian_blur      sigma (pixels, in-plane, separable): 0.5 0.8 1.2 1.6   --
-                   2.0; kernel 13 taps, replicate border
-contrast_gamma     ``|log gamma|``: 0.1 0.2 0.3 0.45 0.6; ``|log c|``:    directions (+/-) of gamma
-                   0.1 0.2 0.3 0.4 0.5; ``m + c (x^gamma - m)``,           and of contrast
-                   m = sample mean of ``x^gamma``
-resolution_loss    in-plane downsampling factor: 1.5 2 2.5 3 4 (area      --
-                   down, bilinear up to the original size)
-=================  =====================================================  ==========================
+=================  ===========================================================================
+corruption         parameter: values for severities 1, 2, 3, 4, 5
+=================  ===========================================================================
+bias_field         log-strength s: 0.15 0.3 0.45 0.6 0.75; ``x * exp(s * f)``, f smooth in [-1, 1]
+gibbs_ringing      kept central k-space fraction per in-plane axis: 0.8 0.65 0.5 0.4 0.3 (hard cut)
+kspace_spike       spike magnitude / ``|DC|``: 0.2 0.4 0.6 0.9 1.2 (stripes of that x mean intensity)
+motion_ghosting    phase error (rad) on every m-th phase-encode line: 0.1pi 0.2pi 0.3pi 0.45pi 0.6pi
+rician_noise       sigma: 0.02 0.04 0.06 0.09 0.12; ``sqrt((x + sigma n1)^2 + (sigma n2)^2)``
+gaussian_blur      sigma (pixels, in-plane, separable, 13 taps): 0.5 0.8 1.2 1.6 2.0
+contrast_gamma     ``|log gamma|``: 0.1 0.2 0.3 0.45 0.6 and ``|log c|``: 0.1 0.2 0.3 0.4 0.5;
+                   ``m + c (x^gamma - m)``, m = sample mean of ``x^gamma``
+resolution_loss    in-plane downsampling factor: 1.5 2 2.5 3 4 (area down, bilinear up)
+=================  ===========================================================================
+
+Random per sample (independent of the severity): bias_field, the cubic polynomial coefficients;
+kspace_spike, 1-3 spikes with positions (each axis 5-50 % of k-space from the centre) and phases;
+motion_ghosting, the phase-encode axis (H or W), period m in 2..4, offset and sign of the error;
+rician_noise, the noise fields; contrast_gamma, the directions of gamma and contrast. Gibbs
+ringing, Gaussian blur and resolution loss are deterministic given the severity.
 
 Example::
 
-    y = corrupt_mri(x, "motion_ghosting", 3, generator=torch.Generator()  .manual_seed(0))
-    y = corrupt_mri(x, "rician_noise", torch.tensor([1, 5]))  # per-samp  le severities
+    y = corrupt_mri(x, "motion_ghosting", 3, generator=torch.Generator().manual_seed(0))
+    y = corrupt_mri(x, "rician_noise", torch.tensor([1, 5]))  # per-sample severities
 """
 
 from __future__ import annotations
@@ -53,7 +49,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..base import BatchAugment, Params, check_input, rand, randint, ran  dn
+from ..base import BatchAugment, Params, check_input, rand, randint, randn
 from ..registry import register
 
 __all__ = [
@@ -89,24 +85,25 @@ SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
 def _parse_severity(severity: Any) -> tuple[int, int]:
-    """``int`` -> fixed ``(s, s)``; ``(low, high)`` -> inclusive random   range; both within 1..5."""
+    """``int`` -> fixed ``(s, s)``; ``(low, high)`` -> inclusive random range; both within 1..5."""
 
     def ok(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and 1 <= v  <= 5
+        return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5
 
     if ok(severity):
         return int(severity), int(severity)
-    if isinstance(severity, Sequence) and not isinstance(severity, str)   and len(severity) == 2:
+    if isinstance(severity, Sequence) and not isinstance(severity, str) and len(severity) == 2:
         low, high = severity
         if ok(low) and ok(high) and low <= high:
             return int(low), int(high)
     raise ValueError(
-        f"severity: expected an int in 1..5 or a (low, high) pair with 1  <= low <= high <= 5, got {severity!r}"
+        "severity: expected an int in 1..5 or a (low, high) pair with 1 <= low <= high <= 5, "
+        f"got {severity!r}"
     )
 
 
 def _spatial_view(v: torch.Tensor, ndim: int) -> torch.Tensor:
-    """``(N, H, W)`` -> ``(N, 1, [1,] H, W)`` to broadcast over channels  (and slices)."""
+    """``(N, H, W)`` -> ``(N, 1, [1,] H, W)`` to broadcast over channels (and slices)."""
     return v.reshape(v.shape[0], *([1] * (ndim - 3)), *v.shape[1:])
 
 
@@ -115,14 +112,14 @@ def _per_sample(v: torch.Tensor, ndim: int) -> torch.Tensor:
 
 
 class MRICorruption(BatchAugment):
-    """Base of the MRI corruptions: per-sample severity plus a severity-  indexed parameter table.
+    """Base of the MRI corruptions: per-sample severity plus a severity-indexed parameter table.
 
     Args:
-        severity: an int 1..5 (fixed) or a ``(low, high)`` pair (per-sam  ple random integer in the
+        severity: an int 1..5 (fixed) or a ``(low, high)`` pair (per-sample random integer in the
             inclusive range).
         p: probability, per sample, that the sample is corrupted.
 
-    Params always hold ``severity`` (``(N,)`` int64) and the subclass' r  andom draws, which never
+    Params always hold ``severity`` (``(N,)`` int64) and the subclass' random draws, which never
     depend on the severity.
     """
 
@@ -131,36 +128,36 @@ class MRICorruption(BatchAugment):
     #: parameter name -> values for severities 1..5
     table: ClassVar[dict[str, tuple[float, ...]]] = {}
 
-    def __init__(self, *, severity: int | tuple[int, int] = (1, 5), p: f  loat = 1.0) -> None:
+    def __init__(self, *, severity: int | tuple[int, int] = (1, 5), p: float = 1.0) -> None:
         super().__init__(p=p)
         self.severity = _parse_severity(severity)
 
-    # -- sampling ------------------------------------------------------  -------------------------
-    def _sample(self, x: torch.Tensor, generator: torch.Generator | None  ) -> Params:
+    # -- sampling -------------------------------------------------------------------------------
+    def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
         n = x.shape[0]
         low, high = self.severity
-        # one uniform per sample whatever the range, so the later draws   do not depend on severity
+        # one uniform per sample whatever the range, so the later draws do not depend on severity
         u = rand(n, generator=generator, device=x.device)
-        sev = (low + torch.floor(u * (high - low + 1))).long().clamp_(lo  w, high)
+        sev = (low + torch.floor(u * (high - low + 1))).long().clamp_(low, high)
         params: Params = {"severity": sev}
         params.update(self._sample_extra(x, generator))
         return params
 
-    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator   | None) -> Params:
+    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
         return {}
 
-    # -- application ---------------------------------------------------  -------------------------
-    def value(self, key: str, params: Params, x: torch.Tensor) -> torch.  Tensor:
-        """Per-sample ``(N,)`` value of table entry ``key`` for ``params  ['severity']``."""
+    # -- application ----------------------------------------------------------------------------
+    def value(self, key: str, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """Per-sample ``(N,)`` value of table entry ``key`` for ``params['severity']``."""
         sev = params["severity"].to(x.device).long()
         if sev.shape != (x.shape[0],):
-            raise ValueError(f"params['severity']: expected shape ({x.sh  ape[0]},), got {tuple(sev.shape)}")
+            raise ValueError(f"params['severity']: expected shape ({x.shape[0]},), got {tuple(sev.shape)}")
         if bool(((sev < 1) | (sev > 5)).any()):
-            raise ValueError(f"params['severity']: values must be in 1..  5, got {sev.tolist()}")
-        return torch.tensor(self.table[key], dtype=x.dtype, device=x.dev  ice)[sev - 1]
+            raise ValueError(f"params['severity']: values must be in 1..5, got {sev.tolist()}")
+        return torch.tensor(self.table[key], dtype=x.dtype, device=x.device)[sev - 1]
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
-        work = x if x.dtype in (torch.float32, torch.float64) else x.flo  at()
+        work = x if x.dtype in (torch.float32, torch.float64) else x.float()
         out = self._corrupt(work, params)
         return out.clamp_(0.0, 1.0).to(x.dtype)
 
@@ -171,14 +168,14 @@ class MRICorruption(BatchAugment):
         return f"severity={self.severity}, p={self.p}"
 
 
-# ----------------------------------------------------------------------  --------------------------
+# ------------------------------------------------------------------------------------------------
 @register("mri_bias_field")
 class MRIBiasField(MRICorruption):
-    """Smooth multiplicative bias field (coil inhomogeneity): ``x * exp(  s * f)``.
+    """Smooth multiplicative bias field (coil inhomogeneity): ``x * exp(s * f)``.
 
-    ``f`` is a cubic polynomial of the normalised coordinates (in-plane   for images, over
-    ``(D, H, W)`` for volumes) with per-sample ``N(0, 1) / order`` coeff  icients, made zero-mean and
-    scaled to max ``|f| = 1``; so the field ranges over ``[exp(-s), exp(  s)]``.
+    ``f`` is a cubic polynomial of the normalised coordinates (in-plane for images, over
+    ``(D, H, W)`` for volumes) with per-sample ``N(0, 1) / order`` coefficients, made zero-mean and
+    scaled to max ``|f| = 1``; so the field ranges over ``[exp(-s), exp(s)]``.
 
     ==========  =====  ====  =====  ====  =====
     severity    1      2     3      4     5
@@ -192,23 +189,21 @@ class MRIBiasField(MRICorruption):
 
     @classmethod
     def _exponents(cls, dims: int) -> list[tuple[int, ...]]:
-        return [e for e in itertools.product(range(cls.degree + 1), repe  at=dims) if 1 <= sum(e) <= cls.degree]
+        powers = itertools.product(range(cls.degree + 1), repeat=dims)
+        return [e for e in powers if 1 <= sum(e) <= cls.degree]
 
-    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator   | None) -> Params:
+    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
         k = len(self._exponents(x.ndim - 2))
-        return {"coefficients": randn(x.shape[0], k, generator=generator  , device=x.device)}
+        return {"coefficients": randn(x.shape[0], k, generator=generator, device=x.device)}
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         spatial = x.shape[2:]
         exps = self._exponents(len(spatial))
-        coords = torch.meshgrid(
-            *[torch.linspace(-1.0, 1.0, s, dtype=x.dtype, device=x.devic  e) for s in spatial], indexing="ij"
-        )
-        basis = torch.stack(
-            [math.prod(c**p for c, p in zip(coords, e)) for e in exps]    # type: ignore[misc]
-        )  # (K, *S)
-        order = torch.tensor([sum(e) for e in exps], dtype=x.dtype, devi  ce=x.device)
-        coef = params["coefficients"].to(device=x.device, dtype=x.dtype)  / order
+        axes = [torch.linspace(-1.0, 1.0, s, dtype=x.dtype, device=x.device) for s in spatial]
+        coords = torch.meshgrid(*axes, indexing="ij")
+        basis = torch.stack([math.prod(c**p for c, p in zip(coords, e)) for e in exps])  # (K, *S)
+        order = torch.tensor([sum(e) for e in exps], dtype=x.dtype, device=x.device)
+        coef = params["coefficients"].to(device=x.device, dtype=x.dtype) / order
         f = torch.tensordot(coef, basis, dims=1)  # (N, *S)
         dims = tuple(range(1, f.ndim))
         f = f - f.mean(dim=dims, keepdim=True)
@@ -220,10 +215,10 @@ class MRIBiasField(MRICorruption):
 
 @register("mri_gibbs_ringing")
 class MRIGibbsRinging(MRICorruption):
-    """Gibbs ringing: k-space truncation with a hard cut, magnitude reco  nstruction.
+    """Gibbs ringing: k-space truncation with a hard cut, magnitude reconstruction.
 
-    Keeps the frequencies ``|k| <= floor(fraction * n / 2)`` along each   in-plane axis (size ``n``)
-    and zeroes the rest, so the energy beyond the cut-off is exactly zer  o before clamping.
+    Keeps the frequencies ``|k| <= floor(fraction * n / 2)`` along each in-plane axis (size ``n``)
+    and zeroes the rest, so the energy beyond the cut-off is exactly zero before clamping.
 
     ==========  ====  =====  ====  ====  ====
     severity    1     2      3     4     5
@@ -235,29 +230,29 @@ class MRIGibbsRinging(MRICorruption):
     table = {"kept_fraction": (0.8, 0.65, 0.5, 0.4, 0.3)}
 
     @staticmethod
-    def kept_mask(fraction: torch.Tensor, h: int, w: int, device: torch.  device) -> torch.Tensor:
-        """``(N, H, W)`` bool mask (FFT order) of the frequencies kept f  or per-sample ``fraction``."""
+    def kept_mask(fraction: torch.Tensor, h: int, w: int, device: torch.device) -> torch.Tensor:
+        """``(N, H, W)`` bool mask (FFT order) of the frequencies kept for per-sample ``fraction``."""
         fraction = fraction.to(device=device, dtype=torch.float64)
-        ky = torch.fft.fftfreq(h, d=1.0 / h, device=device, dtype=torch.  float64).abs().round()
-        kx = torch.fft.fftfreq(w, d=1.0 / w, device=device, dtype=torch.  float64).abs().round()
+        ky = torch.fft.fftfreq(h, d=1.0 / h, device=device, dtype=torch.float64).abs().round()
+        kx = torch.fft.fftfreq(w, d=1.0 / w, device=device, dtype=torch.float64).abs().round()
         cy = torch.floor(fraction * h / 2 + 1e-6)
         cx = torch.floor(fraction * w / 2 + 1e-6)
-        return (ky[None, :, None] <= cy[:, None, None]) & (kx[None, None  , :] <= cx[:, None, None])
+        return (ky[None, :, None] <= cy[:, None, None]) & (kx[None, None, :] <= cx[:, None, None])
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         h, w = x.shape[-2:]
-        mask = self.kept_mask(self.value("kept_fraction", params, x), h,  w, x.device)
+        mask = self.kept_mask(self.value("kept_fraction", params, x), h, w, x.device)
         k = torch.fft.fft2(x) * _spatial_view(mask, x.ndim)
         return torch.fft.ifft2(k).abs().to(x.dtype)
 
 
 @register("mri_kspace_spike")
 class MRIKSpaceSpike(MRICorruption):
-    """k-space spikes (herringbone / stripe artifact): 1-3 bright k-spac  e points per sample.
+    """k-space spikes (herringbone / stripe artifact): 1-3 bright k-space points per sample.
 
-    Each spike is a k-space point at a random integer position (each axi  s at 5-50 % of its size
-    from the centre, random sign) with a random phase and magnitude ``a   * |DC|``, i.e. it adds a
-    complex sinusoid of amplitude ``a * mean(x)`` to every slice; the ou  tput is the magnitude.
+    Each spike is a k-space point at a random integer position (each axis at 5-50 % of its size
+    from the centre, random sign) with a random phase and magnitude ``a * |DC|``, i.e. it adds a
+    complex sinusoid of amplitude ``a * mean(x)`` to every slice; the output is the magnitude.
 
     ==========  ====  ====  ====  ====  ====
     severity    1     2     3     4     5
@@ -269,42 +264,40 @@ class MRIKSpaceSpike(MRICorruption):
     table = {"relative_magnitude": (0.2, 0.4, 0.6, 0.9, 1.2)}
     max_spikes: ClassVar[int] = 3
 
-    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator   | None) -> Params:
-        n, k = x.shape[0], self.max_spikes
-        count = randint(1, k + 1, (n,), generator=generator, device=x.de  vice)
-        radius = 0.05 + 0.45 * rand(n, k, 2, generator=generator, device  =x.device)
-        sign = torch.where(rand(n, k, 2, generator=generator, device=x.d  evice) < 0.5, -1.0, 1.0)
-        phase = 2 * math.pi * rand(n, k, generator=generator, device=x.d  evice)
-        active = torch.arange(k, device=x.device)[None, :] < count[:, No  ne]
-        return {"active": active, "frequency": radius * sign, "phase": p  hase}
+    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
+        n, k, dev = x.shape[0], self.max_spikes, x.device
+        count = randint(1, k + 1, (n,), generator=generator, device=dev)
+        radius = 0.05 + 0.45 * rand(n, k, 2, generator=generator, device=dev)
+        sign = torch.where(rand(n, k, 2, generator=generator, device=dev) < 0.5, -1.0, 1.0)
+        phase = 2 * math.pi * rand(n, k, generator=generator, device=dev)
+        active = torch.arange(k, device=dev)[None, :] < count[:, None]
+        return {"active": active, "frequency": radius * sign, "phase": phase}
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         h, w = x.shape[-2:]
-        dev, dt = x.device, x.dtype
-        freq = params["frequency"].to(device=dev, dtype=torch.float64)
-        ky = torch.round(freq[..., 0] * h)  # (N, K) integer k-space pos  itions
-        kx = torch.round(freq[..., 1] * w)
-        yy = torch.arange(h, device=dev, dtype=torch.float64) / h
-        xx = torch.arange(w, device=dev, dtype=torch.float64) / w
-        angle = (
-            params["phase"].to(device=dev, dtype=torch.float64)[:, :, No  ne, None]
-            + 2 * math.pi * (ky[:, :, None, None] * yy[None, None, :, No  ne] + kx[:, :, None, None] * xx[None, None, None, :])
-        )
-        active = params["active"].to(dev)[:, :, None, None]
-        wave = torch.polar(active.to(torch.float64), angle).sum(dim=1)    # (N, H, W) complex
+        dev, f64 = x.device, torch.float64
+        freq = params["frequency"].to(device=dev, dtype=f64)
+        ky = torch.round(freq[..., 0] * h)[:, :, None, None]  # (N, K, 1, 1) integer k-space positions
+        kx = torch.round(freq[..., 1] * w)[:, :, None, None]
+        yy = (torch.arange(h, device=dev, dtype=f64) / h)[:, None]
+        xx = torch.arange(w, device=dev, dtype=f64) / w
+        phase = params["phase"].to(device=dev, dtype=f64)[:, :, None, None]
+        angle = phase + 2 * math.pi * (ky * yy + kx * xx)  # (N, K, H, W)
+        active = params["active"].to(dev)[:, :, None, None].to(f64)
+        wave = torch.polar(active.expand_as(angle), angle).sum(dim=1)  # (N, H, W) complex
         dims = tuple(range(1, x.ndim))
-        amp = self.value("relative_magnitude", params, x).double() * x.d  ouble().mean(dim=dims)
+        amp = self.value("relative_magnitude", params, x).double() * x.double().mean(dim=dims)
         spike = _spatial_view(wave * amp[:, None, None], x.ndim)
-        return (x.double() + spike).abs().to(dt)
+        return (x.double() + spike).abs().to(x.dtype)
 
 
 @register("mri_motion_ghosting")
 class MRIMotionGhosting(MRICorruption):
-    """Motion ghosting: a phase error ``theta`` on every ``m``-th phase-  encode line of k-space.
+    """Motion ghosting: a phase error ``theta`` on every ``m``-th phase-encode line of k-space.
 
-    Per sample: the phase-encode axis (H or W), the period ``m`` in 2..4  , the offset in ``0..m-1``
-    and the sign of ``theta``. Ghosts appear at shifts of ``n / m`` alon  g that axis with amplitude
-    ``2 sin(theta / 2) / m`` relative to the image; the output is the ma  gnitude.
+    Per sample: the phase-encode axis (H or W), the period ``m`` in 2..4, the offset in ``0..m-1``
+    and the sign of ``theta``. Ghosts appear at shifts of ``n / m`` along that axis with amplitude
+    ``2 sin(theta / 2) / m`` relative to the image; the output is the magnitude.
 
     ==========  =======  =======  =======  ========  =======
     severity    1        2        3        4         5
@@ -313,27 +306,28 @@ class MRIMotionGhosting(MRICorruption):
     """
 
     name = "motion_ghosting"
-    table = {"phase_error": tuple(v * math.pi for v in (0.1, 0.2, 0.3, 0  .45, 0.6))}
+    table = {"phase_error": tuple(v * math.pi for v in (0.1, 0.2, 0.3, 0.45, 0.6))}
 
-    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator   | None) -> Params:
-        n = x.shape[0]
-        axis = randint(0, 2, (n,), generator=generator, device=x.device)
-        period = randint(2, 5, (n,), generator=generator, device=x.devic  e)
-        offset = torch.floor(rand(n, generator=generator, device=x.devic  e) * period).long()
-        sign = torch.where(rand(n, generator=generator, device=x.device)  < 0.5, -1.0, 1.0)
-        return {"axis": axis, "period": period, "offset": offset, "sign"  : sign}
+    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
+        n, dev = x.shape[0], x.device
+        axis = randint(0, 2, (n,), generator=generator, device=dev)
+        period = randint(2, 5, (n,), generator=generator, device=dev)
+        offset = torch.floor(rand(n, generator=generator, device=dev) * period).long()
+        sign = torch.where(rand(n, generator=generator, device=dev) < 0.5, -1.0, 1.0)
+        return {"axis": axis, "period": period, "offset": offset, "sign": sign}
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         h, w = x.shape[-2:]
         dev = x.device
         period = params["period"].to(dev)[:, None]
         offset = params["offset"].to(dev)[:, None]
-        lines_h = (torch.arange(h, device=dev)[None, :] - offset) % peri  od == 0  # (N, H)
-        lines_w = (torch.arange(w, device=dev)[None, :] - offset) % peri  od == 0  # (N, W)
+        lines_h = (torch.arange(h, device=dev)[None, :] - offset) % period == 0  # (N, H)
+        lines_w = (torch.arange(w, device=dev)[None, :] - offset) % period == 0  # (N, W)
         on_h = (params["axis"].to(dev) == 0)[:, None, None]
-        lines = torch.where(on_h, lines_h[:, :, None].expand(-1, h, w),   lines_w[:, None, :].expand(-1, h, w))
-        theta = self.value("phase_error", params, x) * params["sign"].to  (device=dev, dtype=x.dtype)
-        factor = torch.polar(torch.ones_like(theta), theta)[:, None, Non  e]
+        lines = torch.where(on_h, lines_h[:, :, None].expand(-1, h, w), lines_w[:, None, :].expand(-1, h, w))
+        sign = params["sign"].to(device=dev, dtype=x.dtype)
+        theta = self.value("phase_error", params, x) * sign
+        factor = torch.polar(torch.ones_like(theta), theta)[:, None, None]
         one = torch.ones((), dtype=factor.dtype, device=dev)
         modulation = torch.where(lines, factor, one)
         k = torch.fft.fft2(x) * _spatial_view(modulation, x.ndim)
@@ -343,7 +337,7 @@ class MRIMotionGhosting(MRICorruption):
 @register("mri_rician_noise")
 class MRIRicianNoise(MRICorruption):
     """Rician noise: magnitude of the image plus complex Gaussian noise,
-    ``sqrt((x + sigma n1)^2 + (sigma n2)^2)`` with ``n1, n2 ~ N(0, 1)``   per voxel.
+    ``sqrt((x + sigma n1)^2 + (sigma n2)^2)`` with ``n1, n2 ~ N(0, 1)`` per voxel.
 
     ==========  =====  =====  =====  =====  =====
     severity    1      2      3      4      5
@@ -354,20 +348,20 @@ class MRIRicianNoise(MRICorruption):
     name = "rician_noise"
     table = {"sigma": (0.02, 0.04, 0.06, 0.09, 0.12)}
 
-    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator   | None) -> Params:
-        return {"noise": randn(x.shape[0], 2, *x.shape[1:], generator=ge  nerator, device=x.device)}
+    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
+        return {"noise": randn(x.shape[0], 2, *x.shape[1:], generator=generator, device=x.device)}
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         noise = params["noise"].to(device=x.device, dtype=x.dtype)
         if noise.shape[2:] != x.shape[1:]:
-            raise ValueError(f"params['noise']: shape {tuple(noise.shape  )} does not match x {tuple(x.shape)}")
+            raise ValueError(f"params['noise']: shape {tuple(noise.shape)} does not match x {tuple(x.shape)}")
         sigma = _per_sample(self.value("sigma", params, x), x.ndim)
-        return torch.sqrt((x + sigma * noise[:, 0]) ** 2 + (sigma * nois  e[:, 1]) ** 2)
+        return torch.sqrt((x + sigma * noise[:, 0]) ** 2 + (sigma * noise[:, 1]) ** 2)
 
 
 @register("mri_gaussian_blur")
 class MRIGaussianBlur(MRICorruption):
-    """In-plane separable Gaussian blur (13-tap kernel for every severit  y, replicate border).
+    """In-plane separable Gaussian blur (13-tap kernel for every severity, replicate border).
 
     ==============  ====  ====  ====  ====  ====
     severity        1     2     3     4     5
@@ -377,7 +371,7 @@ class MRIGaussianBlur(MRICorruption):
 
     name = "gaussian_blur"
     table = {"sigma": (0.5, 0.8, 1.2, 1.6, 2.0)}
-    radius: ClassVar[int] = 6  # ceil(3 * max sigma): the same support f  or every sample
+    radius: ClassVar[int] = 6  # ceil(3 * max sigma): the same support for every sample
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
@@ -386,18 +380,18 @@ class MRIGaussianBlur(MRICorruption):
         sigma = self.value("sigma", params, x)
         t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
         kern = torch.exp(-(t[None, :] ** 2) / (2 * sigma[:, None] ** 2))
-        kern = (kern / kern.sum(dim=1, keepdim=True)).repeat_interleave(  m, dim=0)  # (N*M, K)
+        kern = (kern / kern.sum(dim=1, keepdim=True)).repeat_interleave(m, dim=0)  # (N*M, K)
         y = x.reshape(1, n * m, h, w)
-        y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), kern[:, N  one, :, None], groups=n * m)
-        y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), kern[:, N  one, None, :], groups=n * m)
+        y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), kern[:, None, :, None], groups=n * m)
+        y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), kern[:, None, None, :], groups=n * m)
         return y.reshape(x.shape)
 
 
 @register("mri_contrast_gamma")
 class MRIContrastGamma(MRICorruption):
-    """Contrast / gamma change: ``m + c * (x^gamma - m)``, ``m`` the per  -sample mean of ``x^gamma``.
+    """Contrast / gamma change: ``m + c * (x^gamma - m)``, ``m`` the per-sample mean of ``x^gamma``.
 
-    ``gamma = exp(+-g)`` and ``c = exp(+-h)`` with independent random di  rections per sample.
+    ``gamma = exp(+-g)`` and ``c = exp(+-h)`` with independent random directions per sample.
 
     ==========  ====  ====  ====  =====  ====
     severity    1     2     3     4      5
@@ -407,16 +401,16 @@ class MRIContrastGamma(MRICorruption):
     """
 
     name = "contrast_gamma"
-    table = {"log_gamma": (0.1, 0.2, 0.3, 0.45, 0.6), "log_contrast": (0  .1, 0.2, 0.3, 0.4, 0.5)}
+    table = {"log_gamma": (0.1, 0.2, 0.3, 0.45, 0.6), "log_contrast": (0.1, 0.2, 0.3, 0.4, 0.5)}
 
-    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator   | None) -> Params:
-        signs = torch.where(rand(x.shape[0], 2, generator=generator, dev  ice=x.device) < 0.5, -1.0, 1.0)
+    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
+        signs = torch.where(rand(x.shape[0], 2, generator=generator, device=x.device) < 0.5, -1.0, 1.0)
         return {"gamma_sign": signs[:, 0], "contrast_sign": signs[:, 1]}
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         nd = x.ndim
-        g = self.value("log_gamma", params, x) * params["gamma_sign"].to  (device=x.device, dtype=x.dtype)
-        c = self.value("log_contrast", params, x) * params["contrast_sig  n"].to(device=x.device, dtype=x.dtype)
+        g = self.value("log_gamma", params, x) * params["gamma_sign"].to(device=x.device, dtype=x.dtype)
+        c = self.value("log_contrast", params, x) * params["contrast_sign"].to(device=x.device, dtype=x.dtype)
         y = x.clamp(0.0, 1.0) ** _per_sample(torch.exp(g), nd)
         mean = y.mean(dim=tuple(range(1, nd)), keepdim=True)
         return mean + _per_sample(torch.exp(c), nd) * (y - mean)
@@ -424,11 +418,11 @@ class MRIContrastGamma(MRICorruption):
 
 @register("mri_resolution_loss")
 class MRIResolutionLoss(MRICorruption):
-    """Resolution loss: in-plane area downsampling by ``factor`` then bi  linear upsampling back.
+    """Resolution loss: in-plane area downsampling by ``factor`` then bilinear upsampling back.
 
-    Each axis of size ``n`` goes to ``max(1, round(n / factor))`` sample  s. Applied as per-sample
-    ``(H, H)`` and ``(W, W)`` resampling matrices (``R_H @ x @ R_W^T``),  equal to
-    ``F.interpolate(mode="area")`` followed by ``F.interpolate(mode="bil  inear")`` slice by slice.
+    Each axis of size ``n`` goes to ``max(1, round(n / factor))`` samples. Applied as per-sample
+    ``(H, H)`` and ``(W, W)`` resampling matrices (``R_H @ x @ R_W^T``), equal to
+    ``F.interpolate(mode="area")`` followed by ``F.interpolate(mode="bilinear")`` slice by slice.
 
     ==========  ====  ===  ====  ===  ===
     severity    1     2    3     4    5
@@ -440,23 +434,23 @@ class MRIResolutionLoss(MRICorruption):
     table = {"factor": (1.5, 2.0, 2.5, 3.0, 4.0)}
 
     @staticmethod
-    def resample_matrix(size: int, factor: float, *, dtype: torch.dtype,  device: torch.device) -> torch.Tensor:
-        """``(size, size)`` matrix of area-down by ``factor`` then linea  r-up along one axis."""
+    def resample_matrix(size: int, factor: float, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``(size, size)`` matrix of area-down by ``factor`` then linear-up along one axis."""
         small = max(1, round(size / factor))
-        eye = torch.eye(size, dtype=dtype, device=device).unsqueeze(1)    # (size, 1, size) impulses
+        eye = torch.eye(size, dtype=dtype, device=device).unsqueeze(1)  # (size, 1, size) impulses
         down = F.interpolate(eye, size=small, mode="area")
-        up = F.interpolate(down, size=size, mode="linear", align_corners  =False)
+        up = F.interpolate(down, size=size, mode="linear", align_corners=False)
         return up[:, 0, :].T.contiguous()
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         h, w = x.shape[-2:]
-        self.value("factor", params, x)  # validates severity
+        self.value("factor", params, x)  # validates the severities
         sev = params["severity"].to(x.device).long() - 1
         kw: dict[str, Any] = {"dtype": x.dtype, "device": x.device}
-        rh = torch.stack([self.resample_matrix(h, f, **kw) for f in self  .table["factor"]])[sev]
-        rw = torch.stack([self.resample_matrix(w, f, **kw) for f in self  .table["factor"]])[sev]
-        shape = (x.shape[0], *([1] * (x.ndim - 3)))  # broadcast over C   (and D)
-        return rh.reshape(*shape, h, h) @ x @ rw.transpose(1, 2).reshape  (*shape, w, w)
+        rh = torch.stack([self.resample_matrix(h, f, **kw) for f in self.table["factor"]])[sev]
+        rw = torch.stack([self.resample_matrix(w, f, **kw) for f in self.table["factor"]])[sev]
+        shape = (x.shape[0], *([1] * (x.ndim - 3)))  # broadcast over C (and D)
+        return rh.reshape(*shape, h, h) @ x @ rw.transpose(1, 2).reshape(*shape, w, w)
 
 
 CORRUPTIONS: dict[str, type[MRICorruption]] = {
@@ -472,12 +466,15 @@ CORRUPTIONS: dict[str, type[MRICorruption]] = {
         MRIResolutionLoss,
     )
 }
-assert list(CORRUPTIONS) == NAMES
+if list(CORRUPTIONS) != NAMES:  # pragma: no cover - guards edits to either list
+    raise RuntimeError("mri.CORRUPTIONS and mri.NAMES disagree")
 
 
 def parameter_table() -> dict[str, dict[str, list[float]]]:
-    """``{name: {parameter: [value for severity 1..5]}}`` of every corru  ption (JSON-ready)."""
-    return {name: {k: [float(v) for v in vals] for k, vals in cls.table.  items()} for name, cls in CORRUPTIONS.items()}
+    """``{name: {parameter: [value for severity 1..5]}}`` of every corruption (JSON-ready)."""
+    return {
+        name: {k: [float(v) for v in vals] for k, vals in cls.table.items()} for name, cls in CORRUPTIONS.items()
+    }
 
 
 def _lookup(name: Any) -> type[MRICorruption]:
@@ -485,7 +482,7 @@ def _lookup(name: Any) -> type[MRICorruption]:
     if isinstance(key, str) and key.startswith("mri_"):
         key = key[4:]
     if key not in CORRUPTIONS:
-        raise ValueError(f"unknown MRI corruption {name!r}; choose one o  f {NAMES}")
+        raise ValueError(f"unknown MRI corruption {name!r}; choose one of {NAMES}")
     return CORRUPTIONS[key]
 
 
@@ -498,15 +495,15 @@ def corrupt_mri(
     """Corrupt a batch with one MRI corruption.
 
     Args:
-        x: float ``(N, C, H, W)`` or ``(N, C, D, H, W)`` in [0, 1] (volu  mes: slices along ``D``).
+        x: float ``(N, C, H, W)`` or ``(N, C, D, H, W)`` in [0, 1] (volumes: slices along ``D``).
         name: one of :data:`NAMES` (the ``mri_`` prefix is accepted).
-        severity: an int 1..5, or an integer tensor of shape ``(N,)`` wi  th one severity per sample.
-        generator: source of the random draws (CPU when None). The draws  do not depend on the
-            severity, so a fixed seed gives the same artifact at every s  everity, only stronger.
+        severity: an int 1..5, or an integer tensor of shape ``(N,)`` with one severity per sample.
+        generator: source of the random draws (CPU when None). The draws do not depend on the
+            severity, so a fixed seed gives the same artifact at every severity, only stronger.
     Returns:
-        ``(N, C, *S)`` tensor, same dtype and device as ``x``, in [0, 1]  .
+        ``(N, C, *S)`` tensor, same dtype and device as ``x``, in [0, 1].
     Raises:
-        ValueError: unknown name, severity outside 1..5 or of the wrong   shape, wrong input shape.
+        ValueError: unknown name, severity outside 1..5 or of the wrong shape, wrong input shape.
         TypeError: non-tensor or non-float input, non-integer severity.
     """
     cls = _lookup(name)
@@ -515,20 +512,19 @@ def corrupt_mri(
     if isinstance(severity, torch.Tensor) and severity.ndim == 0:
         severity = severity.item()  # type: ignore[assignment]
     if isinstance(severity, torch.Tensor):
-        if severity.dtype == torch.bool or severity.is_floating_point()   or severity.is_complex():
-            raise TypeError(f"severity: expected an integer tensor, got   dtype {severity.dtype}")
+        if severity.dtype == torch.bool or severity.is_floating_point() or severity.is_complex():
+            raise TypeError(f"severity: expected an integer tensor, got dtype {severity.dtype}")
         if tuple(severity.shape) != (n,):
-            raise ValueError(f"severity: expected shape ({n},) (one per   sample), got {tuple(severity.shape)}")
+            raise ValueError(f"severity: expected shape ({n},) (one per sample), got {tuple(severity.shape)}")
         if bool(((severity < 1) | (severity > 5)).any()):
-            raise ValueError(f"severity: values must be in 1..5, got {se  verity.tolist()}")
+            raise ValueError(f"severity: values must be in 1..5, got {severity.tolist()}")
         core = cls(severity=(1, 5))
         params = core.sample_params(x, generator)
-        params["severity"] = severity.to(device=params["severity"].devic  e, dtype=torch.long)
+        params["severity"] = severity.to(device=params["severity"].device, dtype=torch.long)
         return core.apply(x, params)
-    if hasattr(severity, "__index__") and not isinstance(severity, bool)  :
+    if hasattr(severity, "__index__") and not isinstance(severity, bool):
         sev = int(severity.__index__())  # type: ignore[union-attr]
         if not 1 <= sev <= 5:
-            raise ValueError(f"severity: expected an int in 1..5, got {s  ev}")
-        core = cls(severity=sev)
-        return core(x, generator)
-    raise TypeError(f"severity: expected an int 1..5 or an int tensor of  shape ({n},), got {severity!r}")
+            raise ValueError(f"severity: expected an int in 1..5, got {sev}")
+        return cls(severity=sev)(x, generator)
+    raise TypeError(f"severity: expected an int 1..5 or an int tensor of shape ({n},), got {severity!r}")
