@@ -25,10 +25,10 @@ import math
 import os
 import random
 import re
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -245,11 +245,14 @@ def _read_array(path: Path, img: Any, shape: tuple[int, int, int], dtype: Any) -
     return data.reshape(shape)
 
 
-def _read_frame_arrays(path: Path, label_path: Path, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    image = _read_array(path, _load_nifti(path), shape, np.float32)
+def _read_frame_arrays(
+    path: Path, label_path: Path, shape: tuple[int, int, int], img: Any = None, gt: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read and check the image and label arrays (``img``/``gt``: already opened nibabel images)."""
+    image = _read_array(path, img if img is not None else _load_nifti(path), shape, np.float32)
     if not np.all(np.isfinite(image)):
         raise ACDCError(f"{path}: image contains NaN or Inf values")
-    lab = _read_array(label_path, _load_nifti(label_path), shape, np.float64)
+    lab = _read_array(label_path, gt if gt is not None else _load_nifti(label_path), shape, np.float64)
     bad = ~np.isin(lab, (0, 1, 2, 3))
     if bad.any():
         vals = np.unique(lab[bad])
@@ -281,8 +284,7 @@ def _open_frame(folder: Path, pid: str, name: str, index: int, lazy: bool) -> Fr
         raise ACDCError(f"{img_path}: voxel spacing must be positive, header gives {spacing}")
     frame = Frame(name, index, img_path, gt_path, shape, spacing, np.asarray(img.affine, dtype=np.float64))
     if not lazy:
-        frame._image = _read_array(img_path, img, shape, np.float32)
-        frame.load()  # reads the label (and checks the image values)
+        frame._image, frame._label = _read_frame_arrays(img_path, gt_path, shape, img, gt)
     return frame
 
 
