@@ -44,11 +44,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .adapters.cardiac import train_cardiac
     from .config import load_config
+    from .runners import TRAINERS, resolve
 
     cfg = load_config(args.config, args.overrides)
-    result = train_cardiac(cfg, resume=args.resume, progress=not args.no_progress)
+    result = resolve(TRAINERS, cfg.task, "train")(cfg, resume=args.resume, progress=not args.no_progress)
     print(f"trained {cfg.name}: step {result.step}, best val_dice {result.best_metric:.4f} at step {result.best_step}; "
           f"run directory {result.run_dir}")
     return 0
@@ -67,26 +67,41 @@ def _parse_runs(items: Sequence[str]) -> dict[str, str]:
     return runs
 
 
+def _run_task(run_dir: str) -> str:
+    from pathlib import Path
+
+    from .config import read_yaml
+
+    cfg_path = Path(run_dir) / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"--run {run_dir}: no config.yaml (is this a run directory from `medrobust train`?)")
+    return str(read_yaml(cfg_path).get("task", "acdc"))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate.cardiac import evaluate_cardiac
-    from .evaluate.report import comparison_table
+    from .runners import EVALUATORS, TABLES, resolve
 
     runs = _parse_runs(args.run)
-    results = evaluate_cardiac(runs, out_dir=args.out, overrides=args.overrides, corrupted_root=args.corrupted_root,
-                               device=args.device, progress=not args.no_progress)
-    print(comparison_table(results))
+    tasks = {_run_task(path) for path in runs.values()}
+    if len(tasks) != 1:
+        raise ValueError(f"--run: runs of different tasks {sorted(tasks)} cannot be compared in one report")
+    task = tasks.pop()
+    results = resolve(EVALUATORS, task, "evaluate")(runs, out_dir=args.out, overrides=args.overrides,
+                                                    corrupted_root=args.corrupted_root, device=args.device,
+                                                    progress=not args.no_progress)
+    print(resolve(TABLES, task, "evaluate")(results))
     print(f"report: {results['files'].get('markdown')}")
     return 0
 
 
 def cmd_corrupt(args: argparse.Namespace) -> int:
-    from .data.corrupt_dataset import corrupt_acdc, parse_corruptions, parse_severities
+    from .data.corrupt_dataset import parse_severities
+    from .runners import CORRUPTERS, resolve
 
-    if args.task != "acdc":
-        raise ValueError(f"--task: {args.task!r} is not available yet; supported: acdc")
-    summary = corrupt_acdc(args.root, args.out, corruptions=parse_corruptions(args.corruptions),
-                           severities=parse_severities(args.severities), seed=args.seed, overwrite=args.overwrite,
-                           progress=not args.no_progress)
+    corrupter = resolve(CORRUPTERS, args.task, "--task")
+    corruptions = args.corruptions if args.corruptions == "all" else [c.strip() for c in args.corruptions.split(",") if c.strip()]
+    summary = corrupter(args.root, args.out, corruptions=corruptions, severities=parse_severities(args.severities),
+                        seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress)
     print(f"wrote corrupted copy to {args.out}: {summary}")
     return 0
 
@@ -132,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("corrupt", help="write a corrupted copy of a dataset (ACDC-C), resumable")
-    p.add_argument("--task", required=True, choices=["acdc"], help="dataset layout")
+    p.add_argument("--task", required=True, help="dataset layout: acdc (more as tasks are added)")
     p.add_argument("--root", required=True, help="dataset root in its public layout")
     p.add_argument("--out", required=True, help="output root: OUT/<corruption>/<severity>/<layout> + manifest.json")
     p.add_argument("--corruptions", default="all", help="'all' or a comma-separated list")

@@ -31,6 +31,8 @@ __all__ = [
     "parse_override",
     "save_config",
     "validate",
+    "TASK_CONFIGS",
+    "register_task_config",
 ]
 
 
@@ -275,19 +277,43 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+#: task name -> config model; task families register theirs with :func:`register_task_config`
+TASK_CONFIGS: dict[str, type[BaseModel]] = {}
+
+
+def register_task_config(task: str, model: type[BaseModel]) -> None:
+    """Make ``task: <task>`` in a YAML file validate into ``model`` (a :class:`Strict` subclass)."""
+    TASK_CONFIGS[task] = model
+
+
+def _model_for(data: Mapping[str, Any], source: str) -> type[BaseModel]:
+    task = data.get("task", "acdc")
+    if task not in TASK_CONFIGS:
+        raise ConfigError(f"{source}: unknown task {task!r}; choose one of {sorted(TASK_CONFIGS)}")
+    return TASK_CONFIGS[task]
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: Sequence[str] = (),
     *,
-    model: type[BaseModel] = ExperimentConfig,
+    model: type[BaseModel] | None = None,
 ) -> Any:
-    """Load ``path`` (or the defaults when None), apply ``overrides``, validate into ``model``."""
+    """Load ``path`` (or the defaults when None), apply ``overrides``, validate.
+
+    The config model is ``model`` when given, else the one registered for the file's ``task`` key
+    (default ``acdc``: :class:`ExperimentConfig`).
+    """
     data = read_yaml(path) if path is not None else {}
     apply_overrides(data, overrides)
-    return validate(data, source=str(path) if path is not None else "<defaults>", model=model)
+    source = str(path) if path is not None else "<defaults>"
+    return validate(data, source=source, model=model or _model_for(data, source))
 
 
 def save_config(cfg: BaseModel, path: str | os.PathLike[str]) -> None:
     """Write the resolved config (all defaults filled in) as YAML, atomically."""
     data = cfg.model_dump(mode="json")
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+register_task_config("acdc", ExperimentConfig)

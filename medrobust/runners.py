@@ -1,0 +1,30 @@
+"""Which function runs each task: the CLI dispatches ``train``/``evaluate``/``corrupt`` through here.
+
+Entries are ``"module:function"`` strings, imported on use so ``medrobust --help`` stays fast.
+
+* trainers: ``fn(cfg, *, resume: bool, progress: bool) -> result with .run_dir/.step/.best_metric/.best_step``
+* evaluators: ``fn(runs: dict[name, run_dir], *, out_dir, overrides, corrupted_root, device, progress) -> results``
+  (results carry ``files["markdown"]``; ``table`` below renders the comparison printed by the CLI)
+* corrupters: ``fn(root, out, *, corruptions, severities, seed, overwrite, progress) -> summary``
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["TRAINERS", "EVALUATORS", "TABLES", "CORRUPTERS", "resolve"]
+
+TRAINERS: dict[str, str] = {"acdc": "medrobust.adapters.cardiac:train_cardiac"}
+EVALUATORS: dict[str, str] = {"acdc": "medrobust.evaluate.cardiac:evaluate_cardiac"}
+TABLES: dict[str, str] = {"acdc": "medrobust.evaluate.report:comparison_table"}
+CORRUPTERS: dict[str, str] = {"acdc": "medrobust.data.corrupt_dataset:corrupt_acdc"}
+
+
+def resolve(table: dict[str, str], task: str, what: str) -> Callable[..., Any]:
+    """Import and return the function registered for ``task`` in ``table``."""
+    if task not in table:
+        raise ValueError(f"{what}: task {task!r} is not supported; choose one of {sorted(table)}")
+    module, _, name = table[task].partition(":")
+    return getattr(importlib.import_module(module), name)
