@@ -33,8 +33,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    runner = {"augment": bench.bench_augment, "cardiac": bench.bench_cardiac}[args.target]
-    rows = runner(device=device, repeats=args.repeats, quick=args.quick)
+    from .runners import BENCHES, resolve
+
+    rows = resolve(BENCHES, args.target, "bench")(device=device, repeats=args.repeats, quick=args.quick)
     print(f"# medrobust bench {args.target} on {device}: {bench.environment()}")
     bench.print_table(rows)
     if args.json:
@@ -122,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("bench", help="throughput benchmarks against reference implementations")
-    p.add_argument("target", choices=["augment", "cardiac"], help="what to benchmark: augment (RandConv/GIN/IPA cores) or cardiac (training step, MRI corruptions)")
+    from .runners import BENCHES
+
+    p.add_argument("target", choices=sorted(BENCHES), help="what to benchmark: augment (RandConv/GIN/IPA cores), "
+                   "cardiac (training step, MRI corruptions), ...")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per row (median reported)")
     p.add_argument("--quick", action="store_true", help="tiny inputs (smoke test)")

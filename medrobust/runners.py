@@ -5,6 +5,7 @@ Entries are ``"module:function"`` strings, imported on use so ``medrobust --help
 * trainers: ``fn(cfg, *, resume: bool, progress: bool) -> result with .run_dir/.step/.best_metric/.best_step``
 * evaluators: ``fn(runs: dict[name, run_dir], *, out_dir, overrides, corrupted_root, device, progress) -> results``
   (results carry ``files["markdown"]``; ``table`` below renders the comparison printed by the CLI)
+* benches: ``fn(device, repeats, quick) -> rows`` printed as a markdown table by ``medrobust.bench.print_table``
 * corrupters: ``fn(root, out, *, corruptions, severities, seed, overwrite, progress) -> summary``
 """
 
@@ -14,12 +15,14 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TRAINERS", "EVALUATORS", "TABLES", "CORRUPTERS", "resolve"]
+__all__ = ["TRAINERS", "EVALUATORS", "TABLES", "CORRUPTERS", "BENCHES", "resolve"]
 
 TRAINERS: dict[str, str] = {"acdc": "medrobust.adapters.cardiac:train_cardiac"}
 EVALUATORS: dict[str, str] = {"acdc": "medrobust.evaluate.cardiac:evaluate_cardiac"}
 TABLES: dict[str, str] = {"acdc": "medrobust.evaluate.report:comparison_table"}
 CORRUPTERS: dict[str, str] = {"acdc": "medrobust.data.corrupt_dataset:corrupt_acdc"}
+#: ``medrobust bench NAME``: ``fn(device: str, repeats: int, quick: bool) -> list[row dict]``
+BENCHES: dict[str, str] = {"augment": "medrobust.bench:bench_augment", "cardiac": "medrobust.bench:bench_cardiac"}
 
 
 def resolve(table: dict[str, str], task: str, what: str) -> Callable[..., Any]:
