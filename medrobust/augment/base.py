@@ -63,7 +63,9 @@ def check_input(x: Any, *, name: str = "x", spatial_dims: Sequence[int] = (2, 3)
         raise ValueError(f"{name}: empty batch (N = 0)")
     if any(s == 0 for s in x.shape[1:]):
         raise ValueError(f"{name}: a channel or spatial size is 0 in shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
+    # one reduction pass (min/max propagate NaN; ±Inf shows in the extremes), no full-size bool mask
+    lo, hi = torch.aminmax(x.detach())
+    if not (bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))):
         raise ValueError(f"{name}: contains NaN or Inf values")
     return x
 
@@ -179,14 +181,18 @@ class BatchAugment(torch.nn.Module):
 
     def sample_params(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Params:
         """Draw all random parameters for the batch ``x`` (per sample)."""
-        x = self.check(x)
+        return self._sample_checked(self.check(x), generator)
+
+    def _sample_checked(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
         params = self._sample(x, generator)
         params["apply"] = self._sample_apply_mask(x.shape[0], generator, x.device)
         return params
 
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         """Apply the transform with fixed ``params`` (deterministic)."""
-        x = self.check(x)
+        return self._apply_checked(self.check(x), params)
+
+    def _apply_checked(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         mask = params.get("apply")
         if mask is None:
             raise KeyError("params: missing 'apply' mask; get params from sample_params()")
@@ -201,7 +207,8 @@ class BatchAugment(torch.nn.Module):
         return torch.where(mask.view(-1, *([1] * (x.ndim - 1))), out, x)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.apply(x, self.sample_params(x, generator))
+        x = self.check(x)  # validated once for both steps
+        return self._apply_checked(x, self._sample_checked(x, generator))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -220,7 +227,9 @@ def grouped_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         weight: ``(N, C_out, C_in, *K)`` with odd kernel sizes ``K``.
         bias: ``(N, C_out)`` or None.
     Returns:
-        ``(N, C_out, *S)``; sample ``i`` is convolved with ``weight[i]`` only.
+        ``(N, C_out, *S)``; sample ``i`` is convolved with ``weight[i]`` only. For 2D inputs the
+        result is a strided view of the channels-last convolution output (no copy); callers that
+        need a contiguous tensor write it out once, ideally fused with their last elementwise op.
     """
     n, c_in = x.shape[:2]
     c_out = weight.shape[1]
@@ -235,9 +244,13 @@ def grouped_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         xf = xf.contiguous(memory_format=torch.channels_last)
         w = w.contiguous(memory_format=torch.channels_last)
         y = torch.nn.functional.conv2d(xf, w, b, padding=padding, groups=n)
-    else:
-        y = torch.nn.functional.conv3d(xf, w, b, padding=padding, groups=n)
-    return y.reshape(n, c_out, *x.shape[2:]).contiguous()
+        if y.is_contiguous(memory_format=torch.channels_last):
+            h, wd = x.shape[2:]
+            # (1, N*C, H, W) channels-last is (H, W, N, C) in memory: view it as (N, C, H, W)
+            return y.permute(0, 2, 3, 1).reshape(h, wd, n, c_out).permute(2, 3, 0, 1)
+        return y.reshape(n, c_out, *x.shape[2:])
+    y = torch.nn.functional.conv3d(xf, w, b, padding=padding, groups=n)
+    return y.reshape(n, c_out, *x.shape[2:])
 
 
 def per_sample_view(v: torch.Tensor, ndim: int) -> torch.Tensor:

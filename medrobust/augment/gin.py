@@ -127,7 +127,7 @@ class GIN(BatchAugment):
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         alpha = per_sample_view(params["alpha"].to(x.dtype), x.ndim)
-        mixed = alpha * self.network(x, params) + (1 - alpha) * x
+        mixed = torch.lerp(x, self.network(x, params), alpha)  # alpha·g(x) + (1 − alpha)·x
         return _match_frobenius(mixed, x)
 
 
@@ -136,7 +136,8 @@ def _match_frobenius(y: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     n = y.shape[0]
     ny = y.reshape(n, -1).norm(dim=1)
     nr = ref.reshape(n, -1).norm(dim=1)
-    return y * per_sample_view(nr / ny.clamp_min(1e-12), y.ndim)
+    scale = per_sample_view(nr / ny.clamp_min(1e-12), y.ndim)
+    return torch.mul(y, scale, out=torch.empty_like(ref, memory_format=torch.contiguous_format))
 
 
 def _box_smooth(f: torch.Tensor, width: int, times: int) -> torch.Tensor:

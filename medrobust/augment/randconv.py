@@ -198,7 +198,8 @@ class RandConv(BatchAugment):
             y = (y - mn) / (mx - mn).clamp_min(1e-8) * (hi - lo) + lo
         if self.mixing:
             alpha = per_sample_view(params["alpha"].to(x.dtype), x.ndim)
-            y = alpha * y + (1 - alpha) * x
+            y = torch.lerp(x, y, alpha)  # alpha·y + (1 − alpha)·x
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
         if self.output == "clamp":
-            y = y.clamp(lo, hi)
-        return y
+            return torch.clamp(y, lo, hi, out=out)  # layout change fused with the clamp
+        return out.copy_(y)
