@@ -172,13 +172,8 @@ class RandConv(BatchAugment):
         if weight.shape[:3] != (n, c, c):
             raise ValueError(f"params['weight']: expected leading shape ({n}, {c}, {c}), got {tuple(weight.shape)}")
         sizes = sorted(set(ksize.tolist()))
-        if not self.per_sample:
-            # batch-shared kernel: a single dense convolution
-            k = sizes[0]
-            w = _crop_kernel(weight[0], k, dims).to(x.dtype)
-            conv = torch.nn.functional.conv2d if dims == 2 else torch.nn.functional.conv3d
-            b = bias[0].to(x.dtype) if bias is not None else None
-            return conv(x, w, b, padding=k // 2)
+        # batch-shared draws (per_sample=False) use the same grouped kernel with identical weights:
+        # measured on CPU it is faster than one dense conv over a 1- or 3-channel batch (docs/benchmarks.md)
         if len(sizes) == 1:
             return grouped_conv(x, _crop_kernel(weight, sizes[0], dims), bias)
         out = torch.empty_like(x)
