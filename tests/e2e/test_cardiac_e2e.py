@@ -46,3 +46,15 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     assert "train.stepz" in capsys.readouterr().err
     assert main(["evaluate", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "config.yaml" in capsys.readouterr().err
+
+
+def test_3d_volume_mode_with_sliding_window(tmp_path):
+    tiny3d = [s for s in TINY if not s.startswith(("data.spatial_size", "train.batch_size"))]
+    assert main(["train", "--no-progress", *sets(f"output_dir={tmp_path}", "name=v3d", *tiny3d, "data.mode=3d",
+                                                  "data.spatial_size=[32, 32, 8]", "train.batch_size=2",
+                                                  "augment.0={name: gin}")]) == 0
+    out = tmp_path / "rep"
+    assert main(["evaluate", "--run", str(tmp_path / "v3d"), "--out", str(out), "--no-progress",
+                 *sets("evaluate.corruptions=[bias_field]", "evaluate.severities=[2]")]) == 0
+    res = json.loads((out / "report.json").read_text())["models"]["v3d"]
+    assert 0 <= res["clean"]["dice"]["mean"] <= 1 and "2" in res["corruptions"]["bias_field"]
