@@ -13,3 +13,9 @@ from .randconv import RandConv  # noqa: E402
 
 __all__ += ["GIN", "IPA", "RandConv"]
 from .corruptions import mri  # noqa: E402,F401  (registers the mri_* corruption cores)
+from .fourier import AmplitudeMix, BandFilter, FourierBasisNoise  # noqa: E402
+
+__all__ += ["AmplitudeMix", "BandFilter", "FourierBasisNoise"]
+from .dfm import DFMX  # noqa: E402
+
+__all__ += ["DFMX"]

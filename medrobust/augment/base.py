@@ -157,6 +157,9 @@ class BatchAugment(torch.nn.Module):
     contract_kwargs: ClassVar[dict[str, Any]] = {}
     #: whether the output stays in [0, 1] for inputs in [0, 1] (checked by the contract test)
     keeps_range: ClassVar[bool] = True
+    #: whether a sample's output depends on other samples of the batch (amplitude mixing, mixup):
+    #: such cores are exempt from the per-sample independence check and declare it here
+    mixes_samples: ClassVar[bool] = False
 
     def __init__(self, *, p: float = 1.0) -> None:
         super().__init__()

@@ -75,6 +75,9 @@ def test_p0_is_identity_and_p_is_per_sample(name):
 def test_per_sample_independence_batched_vs_one_by_one(name):
     """torchvision check_kernel style: the batched result equals applying each sample alone."""
     core = make(name)
+    if core.mixes_samples:
+        check_mixing_locality(core)
+        return
     for dims in core.spatial_dims:
         x = batch(dims, n=5)
         params = core.sample_params(x, torch.Generator().manual_seed(11))
@@ -86,6 +89,22 @@ def test_per_sample_independence_batched_vs_one_by_one(name):
         x2 = x.clone()
         x2[1:] = torch.rand_like(x2[1:])
         torch.testing.assert_close(core.apply(x2, params)[0], y[0], rtol=1e-5, atol=1e-5)
+
+
+def check_mixing_locality(core):
+    """Cores that mix samples name each sample's partner in params['partner']; sample i may depend on
+    x[i] and x[partner[i]] only."""
+    for dims in core.spatial_dims:
+        x = batch(dims, n=6)
+        params = core.sample_params(x, torch.Generator().manual_seed(11))
+        partner = params["partner"]
+        assert partner.shape == (6,) and sorted(partner.tolist()) == list(range(6))
+        y = core.apply(x, params)
+        for i in range(6):
+            others = [j for j in range(6) if j not in (i, int(partner[i]))]
+            x2 = x.clone()
+            x2[others] = torch.rand_like(x2[others])
+            torch.testing.assert_close(core.apply(x2, params)[i], y[i], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", NAMES)
