@@ -93,6 +93,19 @@ class ConsistencyConfig(Strict):
     clean_first_view: bool = False  # True: view 1 is the clean image (AugMix style)
 
 
+class AFAConfig(Strict):
+    """Auxiliary Fourier-basis augmentation (see :mod:`medrobust.train.afa`)."""
+
+    mode: Literal["dual", "jsd"] = "dual"
+    jsd_weight: float = Field(10.0, ge=0)
+    steps: int = Field(0, ge=0)  # adversarial ascent steps on the strengths (0: released behaviour)
+    step_size: float = Field(1.0, gt=0)
+    min_strength: float = Field(0.0, ge=0)
+    mean_strength: float = Field(10.0, gt=0)
+    max_frequency: int | None = None
+    dual_bn: bool = True  # auxiliary batch-norm statistics for AFA images (models with batch norm)
+
+
 class TrainConfig(Strict):
     steps: int = Field(600, ge=1)
     batch_size: int = Field(16, ge=1)
@@ -137,8 +150,16 @@ class ExperimentConfig(Strict):
     model: ModelConfig = ModelConfig()
     augment: list[dict[str, Any]] = []
     consistency: ConsistencyConfig | None = None
+    afa: AFAConfig | None = None
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @field_validator("afa")
+    @classmethod
+    def _afa_alone(cls, v: AFAConfig | None, info: Any) -> AFAConfig | None:
+        if v is not None and info.data.get("consistency") is not None:
+            raise ValueError("use either 'consistency' or 'afa' (AFA's consistency is afa.mode: jsd)")
+        return v
 
     @field_validator("augment")
     @classmethod

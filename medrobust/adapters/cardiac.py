@@ -88,12 +88,18 @@ def prepare_data(cfg: ExperimentConfig) -> CardiacData:
 
 
 def build_model(cfg: ExperimentConfig) -> torch.nn.Module:
+    """The configured network; with ``afa.dual_bn`` its batch norms get auxiliary statistics."""
+    from ..train.afa import convert_dual_bn
+
     m = cfg.model
-    return create_segmentation_model(
+    model = create_segmentation_model(
         m.name, in_channels=1, num_classes=NUM_CLASSES, spatial_dims=2 if cfg.data.mode == "2d" else 3,
         channels=m.channels, strides=m.strides, num_res_units=m.num_res_units, dropout=m.dropout,
         encoder_name=m.encoder_name, weights=m.weights,
     )
+    if cfg.afa is not None and cfg.afa.dual_bn:
+        convert_dual_bn(model)
+    return model
 
 
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -144,8 +150,16 @@ def train_cardiac(cfg: ExperimentConfig, *, resume: bool = False, progress: bool
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
     augment = build(cfg.augment) if cfg.augment else None
-    adapter = SegmentationAdapter(augment, consistency=cfg.consistency, ce_weight=cfg.train.ce_weight,
-                                  dice_weight=cfg.train.dice_weight)
+    adapter: Any = SegmentationAdapter(augment, consistency=cfg.consistency, ce_weight=cfg.train.ce_weight,
+                                       dice_weight=cfg.train.dice_weight)
+    if cfg.afa is not None:
+        from ..augment.fourier import FourierBasisNoise
+        from ..train.afa import AFAAdapter
+
+        a = cfg.afa
+        adapter = AFAAdapter(adapter, FourierBasisNoise(min_strength=a.min_strength, mean_strength=a.mean_strength,
+                                                        max_frequency=a.max_frequency),
+                             mode=a.mode, jsd_weight=a.jsd_weight, steps=a.steps, step_size=a.step_size)
     t = cfg.train
     return fit(
         model=model, train_set=train_set, collate=_collate, step_fn=adapter.step,
