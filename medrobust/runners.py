@@ -22,7 +22,11 @@ EVALUATORS: dict[str, str] = {"acdc": "medrobust.evaluate.cardiac:evaluate_cardi
 TABLES: dict[str, str] = {"acdc": "medrobust.evaluate.report:comparison_table"}
 CORRUPTERS: dict[str, str] = {"acdc": "medrobust.data.corrupt_dataset:corrupt_acdc"}
 #: ``medrobust bench NAME``: ``fn(device: str, repeats: int, quick: bool) -> list[row dict]``
-BENCHES: dict[str, str] = {"augment": "medrobust.bench:bench_augment", "cardiac": "medrobust.bench:bench_cardiac"}
+BENCHES: dict[str, str] = {
+    "augment": "medrobust.bench:bench_augment",
+    "cardiac": "medrobust.bench:bench_cardiac",
+    "fourier": "medrobust.bench:bench_fourier",
+}
 
 
 def resolve(table: dict[str, str], task: str, what: str) -> Callable[..., Any]:
