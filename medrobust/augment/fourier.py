@@ -183,19 +183,21 @@ class AmplitudeMix(BatchAugment):
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         dims = tuple(range(2, x.ndim))
-        spec = torch.fft.fftn(x.float(), dim=dims)
-        amp, phase = spec.abs(), spec.angle()
-        partner_amp = amp[params["partner"]]
-        # low-frequency box around DC (unshifted spectrum: |fftfreq| <= beta/2 on every axis)
-        box = torch.ones(x.shape[2:], dtype=torch.bool, device=x.device)
-        for axis, size in enumerate(x.shape[2:]):
-            f = torch.fft.fftfreq(size, device=x.device).abs() <= self.beta / 2
-            shape = [1] * (x.ndim - 2)
-            shape[axis] = size
-            box = box & f.view(shape)
+        size = x.shape[2:]
+        spec = torch.fft.rfftn(x.float(), dim=dims)  # real input: half spectrum
+        amp = spec.abs()
+        # low-frequency box around DC (|fftfreq| <= beta/2 on every axis; last axis is the rfft half)
+        box = torch.ones(spec.shape[2:], dtype=torch.bool, device=x.device)
+        for axis, n in enumerate(size):
+            freqs = torch.fft.rfftfreq(n, device=x.device) if axis == len(size) - 1 else torch.fft.fftfreq(n, device=x.device)
+            shape = [1] * len(size)
+            shape[axis] = freqs.numel()
+            box = box & (freqs.abs() <= self.beta / 2).view(shape)
         lam = per_sample_view(params["lam"].float(), x.ndim) * box
-        mixed = torch.polar(torch.lerp(amp, partner_amp, lam), phase)
-        return torch.fft.ifftn(mixed, dim=dims).real.clamp(0, 1).to(x.dtype)
+        new_amp = torch.lerp(amp, amp[params["partner"]], lam)
+        # same phase, new amplitude: scale each bin by new/old amplitude (no angle/polar round trip)
+        mixed = spec * (new_amp / amp.clamp_min(1e-12))
+        return torch.fft.irfftn(mixed, s=size, dim=dims).clamp(0, 1).to(x.dtype)
 
 
 @register("band_filter")
@@ -238,5 +240,7 @@ class BandFilter(BatchAugment):
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         dims = tuple(range(2, x.ndim))
-        spec = torch.fft.fftn(x.float(), dim=dims) * self.mask(x, params)
-        return torch.fft.ifftn(spec, dim=dims).real.clamp(0, 1).to(x.dtype)
+        size = x.shape[2:]
+        half = self.mask(x, params)[..., : size[-1] // 2 + 1]  # the mask is symmetric: rfft half suffices
+        spec = torch.fft.rfftn(x.float(), dim=dims) * half
+        return torch.fft.irfftn(spec, s=size, dim=dims).clamp(0, 1).to(x.dtype)
