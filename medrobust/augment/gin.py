@@ -19,6 +19,7 @@ training loop's consistency settings, not in the core.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -140,16 +141,23 @@ def _match_frobenius(y: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return torch.mul(y, scale, out=torch.empty_like(ref, memory_format=torch.contiguous_format))
 
 
-def _box_smooth(f: torch.Tensor, width: int, times: int) -> torch.Tensor:
-    """Apply a 'valid' box filter of ``width`` along every spatial dim, ``times`` times (separable)."""
-    dims = f.ndim - 2
-    pool = F.avg_pool2d if dims == 2 else F.avg_pool3d
-    for _ in range(times):
-        for d in range(dims):
-            kernel = [1] * dims
-            kernel[d] = width
-            f = pool(f, kernel_size=tuple(kernel), stride=1)
-    return f
+@functools.lru_cache(maxsize=64)
+def _bspline_matrix(n_ctrl: int, size: int, spacing: int, downscale: int, order: int) -> torch.Tensor:
+    """``(size, n_ctrl)`` matrix mapping control values to the field along one axis.
+
+    The 1D pipeline — upsample the control points by ``spacing`` (nearest), ``order + 1`` 'valid' box
+    filters of width ``spacing`` (a B-spline of that order), centre crop to ``ceil(size / downscale)``,
+    linear interpolation to ``size`` (``align_corners=False``) — is linear and separable, so it is
+    computed once on the identity and cached.
+    """
+    low = math.ceil(size / downscale)
+    f = torch.eye(n_ctrl, dtype=torch.float64).repeat_interleave(spacing, dim=1)[:, None]  # (n_ctrl, 1, L)
+    for _ in range(order + 1):
+        f = F.avg_pool1d(f, kernel_size=spacing, stride=1)
+    start = (f.shape[-1] - low) // 2
+    f = f[..., start : start + low]
+    f = F.interpolate(f, size=size, mode="linear", align_corners=False)
+    return f[:, 0].T.contiguous().float()
 
 
 def smooth_blend_mask(
@@ -168,24 +176,19 @@ def smooth_blend_mask(
     Returns:
         ``(N, 1, *size)`` float32: ``exp`` of the B-spline field, min-max rescaled per sample.
 
-    The B-spline of ``order`` is evaluated by the iterated box filter (order + 1 passes of width
-    ``spacing``) on the control grid upsampled by ``spacing``, at 1/``downscale`` resolution, then
-    interpolated (bi/trilinear) to ``size``.
+    The B-spline of ``order`` is the iterated box filter (order + 1 passes of width ``spacing``) of the
+    control grid upsampled by ``spacing``, at 1/``downscale`` resolution, then interpolated (bi/trilinear)
+    to ``size``; all of it is applied as one precomputed matrix per axis (:func:`_bspline_matrix`).
     """
     dims = len(size)
-    low = [math.ceil(s / downscale) for s in size]
-    f = control.float()
-    for d in range(dims):
-        f = f.repeat_interleave(spacing, dim=2 + d)
-    f = _box_smooth(f, spacing, order + 1)
-    # centre crop to the low-resolution size
-    index = [slice(None), slice(None)]
-    for d in range(dims):
-        start = (f.shape[2 + d] - low[d]) // 2
-        index.append(slice(start, start + low[d]))
-    f = f[tuple(index)]
-    f = F.interpolate(f, size=tuple(size), mode="bilinear" if dims == 2 else "trilinear", align_corners=False)
-    f = f.exp()
+    mats = [_bspline_matrix(control.shape[2 + d], int(size[d]), spacing, downscale, order).to(control.device)
+            for d in range(dims)]
+    c = control.float()[:, 0]
+    if dims == 2:
+        f = torch.einsum("hi,nij,wj->nhw", mats[0], c, mats[1])
+    else:
+        f = torch.einsum("di,hj,wk,nijk->ndhw", mats[0], mats[1], mats[2], c)
+    f = f.unsqueeze(1).exp()
     flat = f.reshape(f.shape[0], -1)
     mn = per_sample_view(flat.amin(1), f.ndim)
     mx = per_sample_view(flat.amax(1), f.ndim)

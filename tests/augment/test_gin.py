@@ -69,3 +69,32 @@ def test_gin_errors():
         GIN(alpha_range=(0.5, 2.0))
     with pytest.raises(ValueError, match="epsilon"):
         IPA(epsilon=0)
+
+
+def slow_blend_mask(control, size, spacing=24, downscale=2, order=2):
+    """Reference: the B-spline field by explicit upsampling and iterated box filters per axis."""
+    import math
+
+    import torch.nn.functional as F
+
+    dims = len(size)
+    low = [math.ceil(s / downscale) for s in size]
+    f = control.double()
+    for d in range(dims):
+        f = f.repeat_interleave(spacing, dim=2 + d)
+    pool = F.avg_pool2d if dims == 2 else F.avg_pool3d
+    for _ in range(order + 1):
+        for d in range(dims):
+            k = [1] * dims
+            k[d] = spacing
+            f = pool(f, kernel_size=tuple(k), stride=1)
+    idx = [slice(None), slice(None)] + [slice((f.shape[2 + d] - low[d]) // 2, (f.shape[2 + d] - low[d]) // 2 + low[d]) for d in range(dims)]
+    f = F.interpolate(f[tuple(idx)], size=tuple(size), mode="bilinear" if dims == 2 else "trilinear", align_corners=False).exp()
+    flat = f.flatten(1)
+    return ((f - flat.amin(1).view(-1, *[1] * (f.ndim - 1))) / (flat.amax(1) - flat.amin(1)).view(-1, *[1] * (f.ndim - 1))).float()
+
+
+@pytest.mark.parametrize("size", [(96, 96), (224, 160), (8, 40, 40)])
+def test_blend_mask_matrix_form_equals_explicit_bspline(size):
+    control = torch.rand(3, 1, *control_grid_size(size), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(smooth_blend_mask(control, size), slow_blend_mask(control, size), atol=1e-5, rtol=0)
