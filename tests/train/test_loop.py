@@ -64,8 +64,14 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
 
 def test_ddp_two_cpu_processes(tmp_path):
     """torchrun with 2 processes (gloo): trains, rank 0 writes the checkpoint and metrics."""
+    import socket
+
+    with socket.socket() as s:  # a free loopback port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port),
            "-m", "medrobust.cli", "train", "--no-progress",
            *[a for s in [f"output_dir={tmp_path}", "name=ddp", *TINY, "train.steps=3"] for a in ("--set", s)]]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
