@@ -160,6 +160,9 @@ class BatchAugment(torch.nn.Module):
     #: whether a sample's output depends on other samples of the batch (amplitude mixing, mixup):
     #: such cores are exempt from the per-sample independence check and declare it here
     mixes_samples: ClassVar[bool] = False
+    #: whether the core takes class labels: ``core(x, generator, labels=y)`` (DFM-X); adapters pass
+    #: them when this is set, and the core still works without them
+    uses_labels: ClassVar[bool] = False
 
     def __init__(self, *, p: float = 1.0) -> None:
         super().__init__()

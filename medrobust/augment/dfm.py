@@ -87,6 +87,7 @@ class DFMX(BatchAugment):
     """
 
     spatial_dims = (2,)
+    uses_labels = True
     contract_kwargs: ClassVar[dict[str, Any]] = {"dfms": example_dfms(10, 32)}
 
     def __init__(self, dfms: Any, p: float = 0.3, classes: Sequence[int] | None = None) -> None:

@@ -81,6 +81,7 @@ class Compose(BatchAugment):
         for c in self.cores:
             dims &= set(c.spatial_dims)
         self.spatial_dims = tuple(sorted(dims))  # type: ignore[misc]
+        self.uses_labels = any(c.uses_labels for c in self.cores)  # type: ignore[misc]
 
     def sample_params(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Params:
         # each child draws on the output of the previous one, so sampling also runs the chain
@@ -92,10 +93,11 @@ class Compose(BatchAugment):
             x = core.apply(x, p)
         return {"children": children, "apply": torch.ones(x.shape[0], dtype=torch.bool, device=x.device)}
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, *,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
         x = check_input(x, spatial_dims=self.spatial_dims)
         for core in self.cores:
-            x = core(x, generator)
+            x = core(x, generator, labels=labels) if core.uses_labels else core(x, generator)
         return x
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:

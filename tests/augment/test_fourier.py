@@ -145,3 +145,14 @@ def test_dfm_loading_errors(tmp_path):
         load_dfms(torch.full((2, 4, 4), 0.5))
     with pytest.raises(ValueError, match="labels"):
         DFMX(example_dfms(4, 16))(torch.rand(2, 3, 16, 16), labels=torch.tensor([0, 9]))
+
+
+def test_compose_passes_labels_to_label_aware_cores():
+    from medrobust.augment import build
+
+    chain = build([{"name": "randconv", "kernel_sizes": [1]}, {"name": "dfmx", "dfms": example_dfms(4, 16), "p": 1.0}])
+    assert chain.uses_labels
+    x = torch.rand(8, 3, 16, 16)
+    labels = torch.zeros(8, dtype=torch.long)
+    y = chain(x, torch.Generator().manual_seed(0), labels=labels)
+    assert y.shape == x.shape
