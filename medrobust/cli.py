@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 __all__ = ["main", "build_parser"]
@@ -107,6 +108,17 @@ def cmd_corrupt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dfm(args: argparse.Namespace) -> int:
+    from .analysis.dfm_run import run_dfm
+
+    report = run_dfm(args.checkpoint, args.out, data_root=args.data, overrides=args.overrides, split=args.split,
+                     patch=args.patch, top=args.top, max_images=args.max_images, device=args.device,
+                     progress=not args.no_progress)
+    print(report["table"])
+    print(f"DFMs: {report['files']['dfms']}; report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -160,6 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output written with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_corrupt)
+
+    p = sub.add_parser("dfm", help="dominant frequency maps and frequency-shortcut test of a trained classifier")
+    p.add_argument("--checkpoint", required=True, help="run directory (or its best.pt) of a classification run")
+    p.add_argument("--data", help="dataset root to analyse (default: the run's data.root / embedded default)")
+    p.add_argument("--out", required=True, help="output directory: dfms.npy, loss_maps.npy, figures/, report.md")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override keys of the run's config (e.g. data settings)")
+    p.add_argument("--split", default="test", choices=["test", "val"], help="which split to analyse")
+    p.add_argument("--patch", type=int, default=2, help="frequency patch side in bins (must divide the image size)")
+    p.add_argument("--top", type=float, default=0.1, help="share of patches kept in a DFM (0.01..1)")
+    p.add_argument("--max-images", type=int, default=1000, help="at most this many images (class-balanced)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_dfm)
 
     p = sub.add_parser("demo", help="the main job on the embedded default: train baseline and RandConv, evaluate both")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
