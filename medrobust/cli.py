@@ -51,7 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     result = resolve(TRAINERS, cfg.task, "train")(cfg, resume=args.resume, progress=not args.no_progress)
-    print(f"trained {cfg.name}: step {result.step}, best val_dice {result.best_metric:.4f} at step {result.best_step}; "
+    print(f"trained {cfg.name}: step {result.step}, best validation metric {result.best_metric:.4f} at step {result.best_step}; "
           f"run directory {result.run_dir}")
     return 0
 
@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("corrupt", help="write a corrupted copy of a dataset (ACDC-C), resumable")
-    p.add_argument("--task", required=True, help="dataset layout: acdc (more as tasks are added)")
+    p.add_argument("--task", required=True, help="dataset layout: acdc (NIfTI copy per corruption/severity) or cifar "
+                   "(CIFAR-10 test batch -> CIFAR-10-C <corruption>.npy + labels.npy)")
     p.add_argument("--root", required=True, help="dataset root in its public layout")
     p.add_argument("--out", required=True, help="output root: OUT/<corruption>/<severity>/<layout> + manifest.json")
     p.add_argument("--corruptions", default="all", help="'all' or a comma-separated list")

@@ -310,7 +310,16 @@ def register_task_config(task: str, model: type[BaseModel]) -> None:
 def _model_for(data: Mapping[str, Any], source: str) -> type[BaseModel]:
     task = data.get("task", "acdc")
     if task not in TASK_CONFIGS:
-        raise ConfigError(f"{source}: unknown task {task!r}; choose one of {sorted(TASK_CONFIGS)}")
+        import importlib
+
+        from .runners import CONFIG_MODULES
+
+        if task in CONFIG_MODULES:  # the task family registers its config model on import
+            importlib.import_module(CONFIG_MODULES[task])
+    if task not in TASK_CONFIGS:
+        from .runners import CONFIG_MODULES
+
+        raise ConfigError(f"{source}: unknown task {task!r}; choose one of {sorted(set(TASK_CONFIGS) | set(CONFIG_MODULES))}")
     return TASK_CONFIGS[task]
 
 

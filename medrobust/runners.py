@@ -15,17 +15,34 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TRAINERS", "EVALUATORS", "TABLES", "CORRUPTERS", "BENCHES", "resolve"]
+__all__ = ["CONFIG_MODULES", "TRAINERS", "EVALUATORS", "TABLES", "CORRUPTERS", "BENCHES", "resolve"]
 
-TRAINERS: dict[str, str] = {"acdc": "medrobust.adapters.cardiac:train_cardiac"}
-EVALUATORS: dict[str, str] = {"acdc": "medrobust.evaluate.cardiac:evaluate_cardiac"}
-TABLES: dict[str, str] = {"acdc": "medrobust.evaluate.report:comparison_table"}
-CORRUPTERS: dict[str, str] = {"acdc": "medrobust.data.corrupt_dataset:corrupt_acdc"}
+_CLASSIFICATION = ("cifar10", "cifar100", "digits", "pacs")
+
+#: modules that register a task's config model (imported on first use of ``task: NAME``)
+CONFIG_MODULES: dict[str, str] = {"acdc": "medrobust.config", **{t: "medrobust.adapters.classification" for t in _CLASSIFICATION}}
+TRAINERS: dict[str, str] = {
+    "acdc": "medrobust.adapters.cardiac:train_cardiac",
+    **{t: "medrobust.adapters.classification:train_classification" for t in _CLASSIFICATION},
+}
+EVALUATORS: dict[str, str] = {
+    "acdc": "medrobust.evaluate.cardiac:evaluate_cardiac",
+    **{t: "medrobust.evaluate.classification:evaluate_classification" for t in _CLASSIFICATION},
+}
+TABLES: dict[str, str] = {
+    "acdc": "medrobust.evaluate.report:comparison_table",
+    **{t: "medrobust.evaluate.classification:comparison_table" for t in _CLASSIFICATION},
+}
+CORRUPTERS: dict[str, str] = {
+    "acdc": "medrobust.data.corrupt_dataset:corrupt_acdc",
+    "cifar": "medrobust.data.corrupt_cifar:corrupt_cifar",
+}
 #: ``medrobust bench NAME``: ``fn(device: str, repeats: int, quick: bool) -> list[row dict]``
 BENCHES: dict[str, str] = {
     "augment": "medrobust.bench:bench_augment",
     "cardiac": "medrobust.bench:bench_cardiac",
     "fourier": "medrobust.bench:bench_fourier",
+    "classification": "medrobust.evaluate.classification:bench_classification",
 }
 
 

@@ -48,10 +48,12 @@ class SegmentationAdapter:
         consistency: Any | None = None,
         ce_weight: float = 1.0,
         dice_weight: float = 1.0,
+        criterion: torch.nn.Module | None = None,
     ) -> None:
         self.augment = augment
         self.consistency = consistency
-        self.criterion = DiceCELoss(ce_weight, dice_weight)
+        # ``criterion(logits, label)`` replaces Dice+CE (e.g. cross-entropy with ignore_index=255)
+        self.criterion = criterion if criterion is not None else DiceCELoss(ce_weight, dice_weight)
         if consistency is not None and augment is None:
             raise ValueError("consistency: needs at least one augmentation core in 'augment'")
         self._consistency_fn = consistency_loss(consistency.name) if consistency is not None else None

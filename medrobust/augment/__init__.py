@@ -19,3 +19,11 @@ __all__ += ["AmplitudeMix", "BandFilter", "FourierBasisNoise"]
 from .dfm import DFMX  # noqa: E402
 
 __all__ += ["DFMX"]
+from .augmix import AugMix  # noqa: E402
+
+__all__ += ["AugMix"]
+from .corruptions import natural  # noqa: E402,F401  (registers the natural_* corruption cores)
+from .corruptions.natural import corrupt, corruption_names  # noqa: E402
+
+__all__ += ["corrupt", "corruption_names"]
+from .blur import DefocusBlur, LatentBlur  # noqa: E402,F401  (registers defocus_psf, latent_blur)

@@ -1,0 +1,405 @@
+"""Image classification tasks (CIFAR-10/100, PACS-style domain folders, the embedded digits) on the
+shared loop.
+
+Tasks and their data:
+
+* ``cifar10`` / ``cifar100``: the python pickle batches under ``data.root``; ``data.val_fraction``
+  of the training set (stratified, seeded) is held out for validation, ``test_batch``/``test`` is the
+  clean test set. Corrupted test sets: on the fly with the natural-image suite, or CIFAR-10-C files.
+* ``pacs`` (any ``ROOT/<domain>/<class>/<image>`` set): leave-one-domain-out. ``data.target_domains``
+  are held out and tested whole (per-domain accuracy); the sources are split into
+  train/val/in-domain test (``val_fraction``, ``test_fraction``).
+* ``digits``: single-source domain generalisation. With ``data.root: null`` the embedded digits
+  (:mod:`medrobust.data.synthetic.digits`) are written under ``<output_dir>/data/`` in the same
+  domain-folder layout and read back with the same reader; ``source`` is the training domain and
+  the four styled domains are the targets.
+
+Training (:func:`train_classification`): cross-entropy on view 1 plus, with ``consistency``, a
+KL-to-mean/JSD term over K views, every view drawn **from the clean input** (``clean_first_view``:
+view 1 is the clean image, AugMix style). The configured cores run on the device, after the batch
+arrives there; CPU-side transforms are the standard pad-crop/flip (``data.train_transform``).
+Validation accuracy on the held-out source split picks ``best.pt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator, model_validator
+
+from ..augment import build
+from ..config import ConsistencyConfig, Strict, register_task_config, save_config
+from ..losses.consistency import consistency_loss
+
+__all__ = [
+    "ClassificationConfig",
+    "ClassificationData",
+    "ClassificationAdapter",
+    "prepare_data",
+    "build_model",
+    "train_classification",
+    "TASKS",
+    "digits_root",
+]
+
+TASKS = ("cifar10", "cifar100", "digits", "pacs")
+
+
+# ------------------------------------------------------------------------------------------ config
+class DigitsSyntheticConfig(Strict):
+    """The embedded digits benchmark, written when ``data.root`` is null (task ``digits``)."""
+
+    size: int = Field(32, ge=16, le=128)
+    seed: int = 0
+    target_fraction: float = Field(1 / 3, gt=0, lt=1)
+
+
+class ClassificationDataConfig(Strict):
+    root: str | None = None  # null: the embedded digits (task digits only)
+    image_size: int = Field(32, ge=8)  # images are resized to this side (CIFAR: 32)
+    val_fraction: float = Field(0.1, ge=0, lt=1)  # of the training source, for validation / best.pt
+    test_fraction: float = Field(0.2, ge=0, lt=1)  # domain tasks: in-domain clean test share of the sources
+    split_seed: int = 0
+    source_domains: list[str] | None = None  # domain tasks; null: every domain not in target_domains
+    target_domains: list[str] | None = None  # domain tasks; null: digits -> every non-source domain
+    cifar_label: Literal["fine", "coarse"] = "fine"  # cifar100
+    train_transform: Literal["none", "flip", "crop_flip"] = "crop_flip"
+    crop_padding: int = Field(4, ge=0)
+    preload: bool | None = None  # folder tasks: read all images into memory (null: when < 1 GiB)
+    max_train: int | None = Field(None, ge=1)  # cap on training images (quick runs)
+    num_workers: int = Field(0, ge=0)
+    synthetic: DigitsSyntheticConfig = DigitsSyntheticConfig()
+
+
+class ClassifierConfig(Strict):
+    name: str = "resnet18"  # resnet18 | resnet34 | resnet50 | digitnet | timm:<name>
+    cifar_stem: bool | None = None  # ResNets: 3x3 stride-1 stem, no max-pool (null: image_size <= 64)
+    weights: str | None = None  # local state_dict (never downloaded)
+    mean: str | list[float] | None = None  # input normalisation: cifar10 | imagenet | half | [..]
+    std: list[float] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        from ..models.classifiers import CLASSIFIERS
+
+        if not (v.startswith("timm:") and len(v) > 5) and v not in CLASSIFIERS:
+            raise ValueError(f"unknown classifier {v!r}; choose one of {list(CLASSIFIERS)}")
+        return v
+
+
+class ClassificationTrainConfig(Strict):
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)  # AdamW; 0 = Adam (the digits protocol)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    amp: bool = True  # CUDA only
+    grad_clip: float | None = None
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    val_every: int = Field(200, ge=1)
+    ckpt_every: int = Field(200, ge=1)
+    log_every: int = Field(20, ge=1)
+    device: str = "auto"
+
+
+class ClassificationEvaluateConfig(Strict):
+    corruptions: Literal["all", "common", "extra"] | list[str] = "common"
+    severities: list[int] = [1, 2, 3, 4, 5]
+    table: Literal["auto", "imagenet", "cifar"] = "auto"  # severity table; auto: cifar for <= 64 px
+    seed: int = 0
+    batch_size: int = Field(256, ge=1)
+    max_images: int | None = Field(None, ge=1)  # per condition (quick runs); null: all
+    domains: bool = True  # per-domain accuracy on the target domains
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, v: list[int]) -> list[int]:
+        if not v or any(s < 1 or s > 5 for s in v):
+            raise ValueError(f"expected severities in 1..5, got {v}")
+        return sorted(set(v))
+
+
+class ClassificationConfig(Strict):
+    name: str = "classification"
+    task: Literal["cifar10", "cifar100", "digits", "pacs"] = "digits"
+    seed: int = 0
+    output_dir: str = "runs"
+    data: ClassificationDataConfig = ClassificationDataConfig()
+    model: ClassifierConfig = ClassifierConfig()
+    augment: list[dict[str, Any]] = []
+    consistency: ConsistencyConfig | None = None
+    train: ClassificationTrainConfig = ClassificationTrainConfig()
+    evaluate: ClassificationEvaluateConfig = ClassificationEvaluateConfig()
+
+    @field_validator("augment")
+    @classmethod
+    def _augment_entries(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, entry in enumerate(v):
+            build(entry, where=f"augment[{i}]")
+        return v
+
+    @model_validator(mode="after")
+    def _checks(self) -> "ClassificationConfig":
+        if self.consistency is not None and not self.augment:
+            raise ValueError("consistency: needs at least one augmentation core in 'augment'")
+        if self.data.root is None and self.task != "digits":
+            raise ValueError(f"data.root: task {self.task!r} needs a dataset root (only task 'digits' has an embedded default)")
+        if self.data.val_fraction + self.data.test_fraction >= 1:
+            raise ValueError("data.val_fraction + data.test_fraction must be < 1")
+        if self.task == "pacs" and not self.data.target_domains:
+            raise ValueError("data.target_domains: task 'pacs' needs the held-out domain(s), e.g. [sketch]")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+for _task in TASKS:
+    register_task_config(_task, ClassificationConfig)
+
+
+# -------------------------------------------------------------------------------------------- data
+@dataclass
+class ClassificationData:
+    """Datasets of one task: ``train``/``val``/``test`` (clean, in-domain) and ``domains`` (targets)."""
+
+    classes: list[str]
+    train: Any
+    val: Any
+    test: Any
+    domains: dict[str, Any] = field(default_factory=dict)
+    root: Path | None = None
+    image_size: int = 32
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def digits_root(cfg: ClassificationConfig) -> Path:
+    """Where the embedded digits live (keyed by their settings)."""
+    s = cfg.data.synthetic
+    tag = hashlib.sha1(json.dumps(s.model_dump(), sort_keys=True).encode()).hexdigest()[:8]
+    return Path(cfg.output_dir) / "data" / f"digits_synthetic_s{s.size}_seed{s.seed}_{tag}"
+
+
+def _train_transform(cfg: ClassificationConfig):
+    from ..data.cifar import random_crop_flip
+
+    kind, pad = cfg.data.train_transform, cfg.data.crop_padding
+    if kind == "none":
+        return None
+    crop = kind == "crop_flip"
+
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        return random_crop_flip(x, pad=pad, crop=crop, flip=True)
+
+    return transform
+
+
+def _stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)`` with ``fraction`` of every class held out (seeded)."""
+    rng = np.random.default_rng([seed, 7])
+    held: list[np.ndarray] = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = int(round(len(idx) * fraction))
+        if fraction > 0 and k == 0 and len(idx) > 1:
+            k = 1
+        held.append(rng.permutation(idx)[:k])
+    out = np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
+    keep = np.setdiff1d(np.arange(len(labels)), out)
+    return keep, out
+
+
+def _cap(indices: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
+    if cap is None or len(indices) <= cap:
+        return indices
+    return np.sort(np.random.default_rng([seed, 11]).permutation(indices)[:cap])
+
+
+def _prepare_cifar(cfg: ClassificationConfig) -> ClassificationData:
+    from ..data.cifar import ImageArrayDataset, read_cifar
+
+    d = cfg.data
+    assert d.root is not None
+    if d.image_size != 32:
+        raise ValueError(f"data.image_size: CIFAR images are 32x32, got {d.image_size}")
+    train = read_cifar(d.root, cfg.task, "train", d.cifar_label)
+    test = read_cifar(d.root, cfg.task, "test", d.cifar_label)
+    keep, held = _stratified_holdout(train.labels, d.val_fraction, d.split_seed)
+    keep = _cap(keep, d.max_train, d.split_seed)
+    val_idx = held if len(held) else keep[: min(len(keep), 1000)]
+    return ClassificationData(
+        classes=train.classes,
+        train=ImageArrayDataset(train.images[keep], train.labels[keep], transform=_train_transform(cfg)),
+        val=ImageArrayDataset(train.images[val_idx], train.labels[val_idx]),
+        test=ImageArrayDataset(test.images, test.labels),
+        root=Path(d.root),
+        image_size=32,
+    )
+
+
+def _prepare_folders(cfg: ClassificationConfig) -> ClassificationData:
+    from ..data.folders import FolderDataset, leave_one_domain_out, scan_domains
+
+    d = cfg.data
+    if d.root is None:
+        from ..data.synthetic.digits import SOURCE_DOMAIN, write_synthetic_digits
+
+        s = d.synthetic
+        root = digits_root(cfg)
+        write_synthetic_digits(root, size=s.size, seed=s.seed, target_fraction=s.target_fraction)
+        sources = d.source_domains or [SOURCE_DOMAIN]
+    else:
+        root = Path(d.root)
+        sources = d.source_domains
+    domains, classes = scan_domains(root)
+    targets = d.target_domains
+    if targets is None:
+        if sources is None:
+            raise ValueError("data.target_domains: name the held-out domain(s) (or data.source_domains)")
+        targets = [n for n in domains if n not in sources]
+    split = leave_one_domain_out(domains, classes, targets, sources=sources, val_fraction=d.val_fraction,
+                                 test_fraction=d.test_fraction, seed=d.split_seed)
+    if not split.test:
+        raise ValueError(f"data.test_fraction {d.test_fraction}: no in-domain clean test images left")
+    train_records = split.train
+    if d.max_train is not None and len(train_records) > d.max_train:
+        pick = np.sort(np.random.default_rng([d.split_seed, 11]).permutation(len(train_records))[: d.max_train])
+        train_records = [train_records[i] for i in pick]
+    size = d.image_size
+    n_all = len(train_records) + len(split.val) + len(split.test) + sum(len(v) for v in split.targets.values())
+    preload = d.preload if d.preload is not None else n_all * size * size * 3 < (1 << 30)
+    val_records = split.val or train_records[: min(len(train_records), 256)]
+    return ClassificationData(
+        classes=classes,
+        train=FolderDataset(train_records, size, _train_transform(cfg), preload=preload),
+        val=FolderDataset(val_records, size, preload=preload),
+        test=FolderDataset(split.test, size, preload=preload),
+        domains={name: FolderDataset(recs, size, preload=preload) for name, recs in split.targets.items()},
+        root=root,
+        image_size=size,
+    )
+
+
+def prepare_data(cfg: ClassificationConfig) -> ClassificationData:
+    """Read (or write, for the embedded digits) the task's data and return its datasets."""
+    if cfg.task in ("cifar10", "cifar100"):
+        return _prepare_cifar(cfg)
+    return _prepare_folders(cfg)
+
+
+def build_model(cfg: ClassificationConfig, num_classes: int) -> torch.nn.Module:
+    from ..models.classifiers import create_classifier
+
+    m = cfg.model
+    return create_classifier(m.name, num_classes, 3, image_size=cfg.data.image_size, cifar_stem=m.cifar_stem,
+                             weights=m.weights, mean=m.mean, std=m.std)
+
+
+# ----------------------------------------------------------------------------------------- adapter
+def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    return {"image": torch.stack([it["image"] for it in items]), "label": torch.stack([it["label"] for it in items])}
+
+
+class ClassificationAdapter:
+    """Task glue for classification: views, cross-entropy on view 1, optional consistency.
+
+    Without consistency: one view (augmented, or clean when no core is configured). With K views:
+    each drawn independently from the clean batch (``clean_first_view``: view 1 is the clean
+    batch); one forward pass over all views; ``CE(view 1) + weight · consistency(all views)``.
+    """
+
+    def __init__(self, augment: Any | None = None, *, consistency: ConsistencyConfig | None = None,
+                 label_smoothing: float = 0.0) -> None:
+        if consistency is not None and augment is None:
+            raise ValueError("consistency: needs at least one augmentation core in 'augment'")
+        self.augment = augment
+        self.consistency = consistency
+        self.label_smoothing = float(label_smoothing)
+        self._consistency_fn = consistency_loss(consistency.name) if consistency is not None else None
+
+    def views(self, image: torch.Tensor, generator: torch.Generator | None) -> list[torch.Tensor]:
+        if self.augment is None:
+            return [image]
+        k = self.consistency.views if self.consistency is not None else 1
+        out = [image] if self.consistency is not None and self.consistency.clean_first_view else []
+        while len(out) < k:
+            out.append(self.augment(image, generator))
+        return out
+
+    def step(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        image, label = batch["image"], batch["label"]
+        views = self.views(image, generator)
+        logits = model(torch.cat(views)) if len(views) > 1 else model(views[0])
+        chunks = list(logits.float().chunk(len(views)))
+        ce = torch.nn.functional.cross_entropy(chunks[0], label, label_smoothing=self.label_smoothing)
+        acc = float((chunks[0].argmax(1) == label).float().mean())
+        if len(views) == 1:
+            return ce, {"task_loss": float(ce.detach()), "train_acc": acc}
+        assert self.consistency is not None and self._consistency_fn is not None
+        cons = self._consistency_fn(chunks, weight=self.consistency.weight)
+        return ce + cons, {"task_loss": float(ce.detach()), "consistency_loss": float(cons.detach()), "train_acc": acc}
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, dataset: Any, device: torch.device, batch_size: int = 256,
+            indices: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(predictions, labels)`` of ``model`` over ``dataset`` (optionally a subset of indices)."""
+    idx = list(range(len(dataset))) if indices is None else list(indices)
+    preds, labels = [], []
+    for start in range(0, len(idx), batch_size):
+        items = [dataset[i] for i in idx[start : start + batch_size]]
+        batch = _collate(items)
+        preds.append(model(batch["image"].to(device)).argmax(1).cpu().numpy())
+        labels.append(batch["label"].numpy())
+    if not preds:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(preds), np.concatenate(labels)
+
+
+def _val_fn(val_set: Any, device: torch.device, batch_size: int):
+    def validate(model: torch.nn.Module) -> dict[str, float]:
+        pred, lab = predict(model, val_set, device, batch_size)
+        return {"val_acc": float((pred == lab).mean()) if len(lab) else 0.0}
+
+    return validate
+
+
+def train_classification(cfg: ClassificationConfig, *, resume: bool = False, progress: bool = True,
+                         stop_after: int | None = None):
+    """Train a classifier as configured; writes ``runs/<name>/{config.yaml, metrics.jsonl, last.pt,
+    best.pt}`` and returns the loop's :class:`~medrobust.train.loop.FitResult` (metric ``val_acc``)."""
+    from ..train.loop import dist_env, fit, resolve_device
+
+    env = dist_env()
+    device = resolve_device(cfg.train.device, env)
+    data = prepare_data(cfg)
+    run_dir = cfg.run_dir
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, data.num_classes)
+    augment = build(cfg.augment) if cfg.augment else None
+    adapter = ClassificationAdapter(augment, consistency=cfg.consistency, label_smoothing=cfg.train.label_smoothing)
+    t = cfg.train
+    return fit(
+        model=model, train_set=data.train, collate=_collate, step_fn=adapter.step,
+        validate_fn=_val_fn(data.val, device, cfg.evaluate.batch_size), run_dir=run_dir, steps=t.steps,
+        batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, schedule=t.schedule,
+        warmup_steps=t.warmup_steps, amp=t.amp, grad_clip=t.grad_clip, val_every=t.val_every,
+        ckpt_every=t.ckpt_every, log_every=t.log_every, seed=cfg.seed, device=device,
+        num_workers=cfg.data.num_workers, resume=resume, metric_name="val_acc", progress=progress,
+        stop_after=stop_after,
+    )
