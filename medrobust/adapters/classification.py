@@ -34,7 +34,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from ..augment import build
-from ..config import ConsistencyConfig, Strict, register_task_config, save_config
+from ..config import AFAConfig, ConsistencyConfig, Strict, register_task_config, save_config
 from ..losses.consistency import consistency_loss
 
 __all__ = [
@@ -136,6 +136,7 @@ class ClassificationConfig(Strict):
     model: ClassifierConfig = ClassifierConfig()
     augment: list[dict[str, Any]] = []
     consistency: ConsistencyConfig | None = None
+    afa: AFAConfig | None = None
     train: ClassificationTrainConfig = ClassificationTrainConfig()
     evaluate: ClassificationEvaluateConfig = ClassificationEvaluateConfig()
 
@@ -150,6 +151,8 @@ class ClassificationConfig(Strict):
     def _checks(self) -> "ClassificationConfig":
         if self.consistency is not None and not self.augment:
             raise ValueError("consistency: needs at least one augmentation core in 'augment'")
+        if self.consistency is not None and self.afa is not None:
+            raise ValueError("use either 'consistency' or 'afa' (AFA's consistency is afa.mode: jsd)")
         if self.data.root is None and self.task != "digits":
             raise ValueError(f"data.root: task {self.task!r} needs a dataset root (only task 'digits' has an embedded default)")
         if self.data.val_fraction + self.data.test_fraction >= 1:
@@ -300,11 +303,16 @@ def prepare_data(cfg: ClassificationConfig) -> ClassificationData:
 
 
 def build_model(cfg: ClassificationConfig, num_classes: int) -> torch.nn.Module:
+    """The configured classifier; with ``afa.dual_bn`` its batch norms get auxiliary statistics."""
     from ..models.classifiers import create_classifier
+    from ..train.afa import convert_dual_bn
 
     m = cfg.model
-    return create_classifier(m.name, num_classes, 3, image_size=cfg.data.image_size, cifar_stem=m.cifar_stem,
-                             weights=m.weights, mean=m.mean, std=m.std)
+    model = create_classifier(m.name, num_classes, 3, image_size=cfg.data.image_size, cifar_stem=m.cifar_stem,
+                              weights=m.weights, mean=m.mean, std=m.std)
+    if cfg.afa is not None and cfg.afa.dual_bn:
+        convert_dual_bn(model)
+    return model
 
 
 # ----------------------------------------------------------------------------------------- adapter
@@ -329,18 +337,27 @@ class ClassificationAdapter:
         self.label_smoothing = float(label_smoothing)
         self._consistency_fn = consistency_loss(consistency.name) if consistency is not None else None
 
-    def views(self, image: torch.Tensor, generator: torch.Generator | None) -> list[torch.Tensor]:
+    image_key = "image"
+    label_key = "label"
+
+    def criterion(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (the task loss, also used by AFA's auxiliary path)."""
+        return torch.nn.functional.cross_entropy(logits.float(), label, label_smoothing=self.label_smoothing)
+
+    def views(self, image: torch.Tensor, generator: torch.Generator | None,
+              labels: torch.Tensor | None = None) -> list[torch.Tensor]:
         if self.augment is None:
             return [image]
         k = self.consistency.views if self.consistency is not None else 1
         out = [image] if self.consistency is not None and self.consistency.clean_first_view else []
+        kw = {"labels": labels} if getattr(self.augment, "uses_labels", False) else {}
         while len(out) < k:
-            out.append(self.augment(image, generator))
+            out.append(self.augment(image, generator, **kw))
         return out
 
     def step(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         image, label = batch["image"], batch["label"]
-        views = self.views(image, generator)
+        views = self.views(image, generator, label)
         logits = model(torch.cat(views)) if len(views) > 1 else model(views[0])
         chunks = list(logits.float().chunk(len(views)))
         ce = torch.nn.functional.cross_entropy(chunks[0], label, label_smoothing=self.label_smoothing)
@@ -392,7 +409,15 @@ def train_classification(cfg: ClassificationConfig, *, resume: bool = False, pro
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data.num_classes)
     augment = build(cfg.augment) if cfg.augment else None
-    adapter = ClassificationAdapter(augment, consistency=cfg.consistency, label_smoothing=cfg.train.label_smoothing)
+    adapter: Any = ClassificationAdapter(augment, consistency=cfg.consistency, label_smoothing=cfg.train.label_smoothing)
+    if cfg.afa is not None:
+        from ..augment.fourier import FourierBasisNoise
+        from ..train.afa import AFAAdapter
+
+        a = cfg.afa
+        adapter = AFAAdapter(adapter, FourierBasisNoise(min_strength=a.min_strength, mean_strength=a.mean_strength,
+                                                        max_frequency=a.max_frequency),
+                             mode=a.mode, jsd_weight=a.jsd_weight, steps=a.steps, step_size=a.step_size)
     t = cfg.train
     return fit(
         model=model, train_set=data.train, collate=_collate, step_fn=adapter.step,
