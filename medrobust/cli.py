@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dfm)
 
+    from .cli_blur import add_blur_parser
+
+    add_blur_parser(sub)
+
     p = sub.add_parser("demo", help="the main job on the embedded default: train baseline and RandConv, evaluate both")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--steps", type=int, default=None, help="training steps per model (default from configs)")

@@ -20,18 +20,27 @@ __all__ = ["CONFIG_MODULES", "TRAINERS", "EVALUATORS", "TABLES", "CORRUPTERS", "
 _CLASSIFICATION = ("cifar10", "cifar100", "digits", "pacs")
 
 #: modules that register a task's config model (imported on first use of ``task: NAME``)
-CONFIG_MODULES: dict[str, str] = {"acdc": "medrobust.config", **{t: "medrobust.adapters.classification" for t in _CLASSIFICATION}}
+CONFIG_MODULES: dict[str, str] = {
+    "acdc": "medrobust.config",
+    **{t: "medrobust.adapters.classification" for t in _CLASSIFICATION},
+    "driving": "medrobust.adapters.driving",
+    "microscopy_blur": "medrobust.adapters.microscopy",
+}
 TRAINERS: dict[str, str] = {
     "acdc": "medrobust.adapters.cardiac:train_cardiac",
     **{t: "medrobust.adapters.classification:train_classification" for t in _CLASSIFICATION},
+    "driving": "medrobust.adapters.driving:train_driving",
+    "microscopy_blur": "medrobust.adapters.microscopy:train_blur",
 }
 EVALUATORS: dict[str, str] = {
     "acdc": "medrobust.evaluate.cardiac:evaluate_cardiac",
     **{t: "medrobust.evaluate.classification:evaluate_classification" for t in _CLASSIFICATION},
+    "driving": "medrobust.evaluate.driving:evaluate_driving",
 }
 TABLES: dict[str, str] = {
     "acdc": "medrobust.evaluate.report:comparison_table",
     **{t: "medrobust.evaluate.classification:comparison_table" for t in _CLASSIFICATION},
+    "driving": "medrobust.evaluate.driving:comparison_table",
 }
 CORRUPTERS: dict[str, str] = {
     "acdc": "medrobust.data.corrupt_dataset:corrupt_acdc",
@@ -43,6 +52,9 @@ BENCHES: dict[str, str] = {
     "cardiac": "medrobust.bench:bench_cardiac",
     "fourier": "medrobust.bench:bench_fourier",
     "classification": "medrobust.evaluate.classification:bench_classification",
+    "corruptions": "medrobust.bench_natural:bench_corruptions",
+    "driving": "medrobust.adapters.driving:bench_driving",
+    "blur": "medrobust.adapters.microscopy:bench_blur",
 }
 
 
