@@ -238,15 +238,17 @@ def environment() -> dict[str, Any]:
 def print_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of benchmark rows (returned and printed)."""
     cols = ["input", "method", "kernel", "images_per_s", "steps_per_s", "volumes_per_s", "seconds", "overhead",
-            "vs_floor", "speedup_vs_naive", "speedup"]
+            "reference_images_per_s", "vs_floor", "speedup_vs_naive", "speedup"]
     cols = [c for c in cols if any(c in r for r in rows)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []
         for c in cols:
             v = r.get(c, "")
-            if isinstance(v, float):
-                if c in ("images_per_s", "volumes_per_s", "steps_per_s"):
+            if v is None:
+                v = "-"
+            elif isinstance(v, float):
+                if c in ("images_per_s", "volumes_per_s", "steps_per_s", "reference_images_per_s"):
                     v = f"{v:.2f}"
                 elif c == "seconds":
                     v = f"{v:.4f}"

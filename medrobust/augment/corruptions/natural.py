@@ -958,7 +958,7 @@ class NaturalJPEGCompression(NaturalCorruption):
     levels = {"imagenet": (25, 18, 15, 10, 7), "cifar": (80, 65, 58, 50, 40)}
 
     def _corrupt(self, x, params, sev):
-        u8 = x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        u8 = x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
         quality = [int(self.level(s)) for s in sev.tolist()]
         out = torch.from_numpy(_jpeg_roundtrip(u8, quality)).permute(0, 3, 1, 2)
         return out.to(device=x.device, dtype=x.dtype).div_(255.0)
@@ -976,7 +976,7 @@ def _jpeg_roundtrip(images: np.ndarray, quality: Sequence[int]) -> np.ndarray:
         Image.fromarray(images[i]).save(buf, "JPEG", quality=q)
         buf.seek(0)
         with Image.open(buf) as im:
-            out[i] = np.asarray(im.convert("RGB"))
+            out[i] = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
     return out
 
 
