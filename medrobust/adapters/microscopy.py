@@ -19,7 +19,6 @@ Metrics are computed per channel on images normalised to [0, 1] with the model's
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,6 @@ from ..data.microscopy import FocalStackPatches, Intensity, StackSource, discove
 from ..io import atomic_write_json, atomic_write_text
 from ..models.blur_autoencoder import (
     PAPER_WIDTHS,
-    TRIPLET_SCHEMES,
     BlurAutoencoder,
     BlurModel,
     blur_losses,
@@ -812,6 +810,3 @@ def bench_blur(device: str = "cpu", repeats: int = 3, quick: bool = False) -> li
                      "seconds": t, "steps_per_s": 1 / t, "images_per_s": n * p / t})
     return rows
 
-
-def _unused() -> None:  # keep names referenced for linters
-    _ = (TRIPLET_SCHEMES, time)

@@ -27,7 +27,6 @@ i.e. ``t = −α / (1 − α)`` relative to ``(x_k, blurred)``.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,8 +365,3 @@ def load_blur_model(path: str | Path, *, device: torch.device | str = "cpu") -> 
                          cfg, str(p))
     raise ValueError(f"{p}: not a blur autoencoder checkpoint (expected a model.pt from `medrobust blur train`)")
 
-
-def _check_finite(name: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value}")
-    return value
