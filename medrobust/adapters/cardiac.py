@@ -152,14 +152,9 @@ def train_cardiac(cfg: ExperimentConfig, *, resume: bool = False, progress: bool
     augment = build(cfg.augment) if cfg.augment else None
     adapter: Any = SegmentationAdapter(augment, consistency=cfg.consistency, ce_weight=cfg.train.ce_weight,
                                        dice_weight=cfg.train.dice_weight)
-    if cfg.afa is not None:
-        from ..augment.fourier import FourierBasisNoise
-        from ..train.afa import AFAAdapter
+    from ..train.afa import wrap_afa
 
-        a = cfg.afa
-        adapter = AFAAdapter(adapter, FourierBasisNoise(min_strength=a.min_strength, mean_strength=a.mean_strength,
-                                                        max_frequency=a.max_frequency),
-                             mode=a.mode, jsd_weight=a.jsd_weight, steps=a.steps, step_size=a.step_size)
+    adapter = wrap_afa(adapter, cfg.afa)
     t = cfg.train
     return fit(
         model=model, train_set=train_set, collate=_collate, step_fn=adapter.step,

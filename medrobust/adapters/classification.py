@@ -410,14 +410,9 @@ def train_classification(cfg: ClassificationConfig, *, resume: bool = False, pro
     model = build_model(cfg, data.num_classes)
     augment = build(cfg.augment) if cfg.augment else None
     adapter: Any = ClassificationAdapter(augment, consistency=cfg.consistency, label_smoothing=cfg.train.label_smoothing)
-    if cfg.afa is not None:
-        from ..augment.fourier import FourierBasisNoise
-        from ..train.afa import AFAAdapter
+    from ..train.afa import wrap_afa
 
-        a = cfg.afa
-        adapter = AFAAdapter(adapter, FourierBasisNoise(min_strength=a.min_strength, mean_strength=a.mean_strength,
-                                                        max_frequency=a.max_frequency),
-                             mode=a.mode, jsd_weight=a.jsd_weight, steps=a.steps, step_size=a.step_size)
+    adapter = wrap_afa(adapter, cfg.afa)
     t = cfg.train
     return fit(
         model=model, train_set=data.train, collate=_collate, step_fn=adapter.step,

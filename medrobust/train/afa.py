@@ -28,7 +28,7 @@ from ..augment.base import BatchAugment, Params
 from ..augment.fourier import FourierBasisNoise
 from ..losses.consistency import jsd
 
-__all__ = ["DualBatchNorm", "convert_dual_bn", "aux_bn", "has_batch_norm", "adversarial_strengths", "AFAAdapter"]
+__all__ = ["DualBatchNorm", "convert_dual_bn", "aux_bn", "has_batch_norm", "adversarial_strengths", "AFAAdapter", "wrap_afa"]
 
 
 class DualBatchNorm(torch.nn.Module):
@@ -159,3 +159,13 @@ class AFAAdapter:
         cons = jsd(list(logits), weight=self.jsd_weight)
         logs.update(task_loss=float(task.detach()), consistency_loss=float(cons.detach()))
         return task + cons, logs
+
+
+def wrap_afa(adapter: Any, afa: Any | None) -> Any:
+    """Return ``adapter`` wrapped in :class:`AFAAdapter` as configured by an ``afa:`` section (or as is)."""
+    if afa is None:
+        return adapter
+    fourier = FourierBasisNoise(min_strength=afa.min_strength, mean_strength=afa.mean_strength,
+                                max_frequency=afa.max_frequency)
+    return AFAAdapter(adapter, fourier, mode=afa.mode, jsd_weight=afa.jsd_weight, steps=afa.steps,
+                      step_size=afa.step_size)
