@@ -36,11 +36,13 @@ EVALUATORS: dict[str, str] = {
     "acdc": "medrobust.evaluate.cardiac:evaluate_cardiac",
     **{t: "medrobust.evaluate.classification:evaluate_classification" for t in _CLASSIFICATION},
     "driving": "medrobust.evaluate.driving:evaluate_driving",
+    "microscopy_blur": "medrobust.adapters.microscopy:evaluate_blur_runs",
 }
 TABLES: dict[str, str] = {
     "acdc": "medrobust.evaluate.report:comparison_table",
     **{t: "medrobust.evaluate.classification:comparison_table" for t in _CLASSIFICATION},
     "driving": "medrobust.evaluate.driving:comparison_table",
+    "microscopy_blur": "medrobust.adapters.microscopy:blur_table",
 }
 CORRUPTERS: dict[str, str] = {
     "acdc": "medrobust.data.corrupt_dataset:corrupt_acdc",

@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 #: widths of ``configs/microscopy/linear_latent.yaml`` (the CPU default; the paper's are PAPER_WIDTHS)
-DEFAULT_WIDTHS: tuple[int, ...] = (32, 64, 128)
+DEFAULT_WIDTHS: tuple[int, ...] = (32, 64)
 
 
 # ------------------------------------------------------------------------------------------- config
@@ -369,6 +369,12 @@ def train_blur(cfg: BlurConfig, *, resume: bool = False, progress: bool = True, 
     shapes = {a.shape[0] for a in arrays}
     if len(shapes) != 1:
         raise ValueError(f"{data.root}: training stacks have different plane counts {sorted(shapes)}; select planes with data.planes")
+    if cfg.model.in_channels != 1:
+        for name, a in zip((s.name for s in data.train), arrays):
+            c = a.shape[3] if a.ndim == 4 else 1
+            if c != cfg.model.in_channels:
+                raise ValueError(f"stack {name!r} has {c} channel(s), model.in_channels is {cfg.model.in_channels} "
+                                 "(use model.in_channels: 1 to process channels one by one)")
     intensity = Intensity.fit(cfg.data.intensity, arrays)
     names = [s.name for s in data.train]
     train_set = FocalStackPatches(arrays, patch_size=cfg.data.patch_size, patches_per_stack=cfg.data.patches_per_stack,
@@ -712,15 +718,18 @@ def _plot_planes(bundles: Mapping[str, BlurModel], stacks: Sequence[tuple[str, t
             x1 = x[:1]  # first channel
             r0 = s * rows_per
             for k in range(p):
-                _show(axes[r0][k], x1[0, k], f"{sname}\nreal z{k} t={positions[k]:.2f}" if k == 0 else f"real z{k} t={positions[k]:.2f}")
+                _show(axes[r0][k], x1[0, k], f"z{k}  t={positions[k]:.2f}" if s == 0 else None)
+            axes[r0][0].set_ylabel(f"{sname}\nreal", fontsize=8)
             for j, (name, b) in enumerate(bundles.items()):
                 y = synthesize_blur(b.model.eval(), x1[:, 0].expand(p, -1, -1, -1), x1[:, -1].expand(p, -1, -1, -1),
                                     t.to(x.device))
                 for k in range(p):
-                    _show(axes[r0 + 1 + j][k], y[k], f"{name}: latent" if k == 0 else None)
+                    _show(axes[r0 + 1 + j][k], y[k])
+                axes[r0 + 1 + j][0].set_ylabel(f"{name}" if len(bundles) > 1 else "latent", fontsize=8)
             lerp = torch.lerp(x1[:, 0].expand(p, -1, -1, -1), x1[:, -1].expand(p, -1, -1, -1), t.to(x.device).view(-1, 1, 1, 1))
             for k in range(p):
-                _show(axes[r0 + rows_per - 1][k], lerp[k], "pixel interpolation" if k == 0 else None)
+                _show(axes[r0 + rows_per - 1][k], lerp[k])
+            axes[r0 + rows_per - 1][0].set_ylabel("pixel interp.", fontsize=8)
     return _save(fig, path)
 
 
@@ -739,9 +748,10 @@ def _plot_levels(bundles: Mapping[str, BlurModel], stacks: Sequence[tuple[str, t
                 ref = defocus_blur(sharp, b.reference_sigma, "gaussian")
                 y = synthesize_blur(b.model.eval(), sharp.expand(len(levels), -1, -1, -1), ref.expand(len(levels), -1, -1, -1),
                                     lv.to(x.device))
-                _show(axes[r][0], sharp[0], f"{sname}: input (z0)")
+                _show(axes[r][0], sharp[0], "input (z0)" if r == 0 else None)
+                axes[r][0].set_ylabel(sname if len(bundles) == 1 else f"{sname}\n{name}", fontsize=8)
                 for j, level in enumerate(levels):
-                    _show(axes[r][j + 1], y[j], f"{name} t={level:g}")
+                    _show(axes[r][j + 1], y[j], f"t = {level:g}" if r == 0 else None)
                 r += 1
     return _save(fig, path)
 
@@ -753,7 +763,7 @@ def bench_blur(device: str = "cpu", repeats: int = 3, quick: bool = False) -> li
     Rows: latent synthesis ``D((1 − t)E(x) + tE(ref))`` with the default CPU config's widths and the
     paper's (64…1024) on 4×1×512×512; the :class:`LatentBlur` core (includes the reference blur); the
     classical :class:`DefocusBlur` core (small radii → grouped conv, large → FFT) on 8×1×512×512; one
-    optimiser step of the default config (8 stacks × 7 planes × 64²) and of the paper model
+    optimiser step of the default config (8 stacks × 7 planes × 32²) and of the paper model
     (2 stacks × 9 planes × 128²). ``quick``: 128×128 inputs and tiny steps (a smoke test).
     """
     from ..augment.blur import DefocusBlur, LatentBlur
@@ -787,7 +797,7 @@ def bench_blur(device: str = "cpu", repeats: int = 3, quick: bool = False) -> li
                         ("DefocusBlur gaussian σ 0.5-4", DefocusBlur(radius=(0.5, 4.0), kind="gaussian"))):
         t = timeit(lambda c=core: c(xb, gen), dev, repeats=repeats)
         rows.append({"input": f"{2 * n_img}x1x{size}x{size}", "method": label, "seconds": t, "images_per_s": 2 * n_img / t})
-    setups = [("default config", DEFAULT_WIDTHS, 8, 7, 64), ("paper (64-1024)", PAPER_WIDTHS, 2, 9, 128)]
+    setups = [("default config", DEFAULT_WIDTHS, 8, 7, 32), ("paper (64-1024)", PAPER_WIDTHS, 2, 9, 128)]
     if quick:
         setups = [("default config", DEFAULT_WIDTHS, 2, 5, 32), ("paper (64-1024)", PAPER_WIDTHS, 1, 3, 32)]
     for label, widths, n, p, s in setups:
