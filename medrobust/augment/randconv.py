@@ -176,6 +176,11 @@ class RandConv(BatchAugment):
         # measured on CPU it is faster than one dense conv over a 1- or 3-channel batch (docs/benchmarks.md)
         if len(sizes) == 1:
             return grouped_conv(x, _crop_kernel(weight, sizes[0], dims), bias)
+        if x.device.type != "cpu":
+            # on an accelerator one conv with every kernel zero-padded to the largest size beats a
+            # conv per size: the per-size subsets change the batch shape (re-tuning cuDNN each time)
+            # and cost a device sync each; on the CPU the zero taps would cost real compute
+            return grouped_conv(x, weight, bias)
         out = torch.empty_like(x)
         for k in sizes:  # one grouped convolution per kernel size present
             idx = (ksize == k).nonzero().flatten()

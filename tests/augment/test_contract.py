@@ -41,6 +41,21 @@ def test_shape_dtype_device_and_range(name, device):
                 assert y.min() >= 0 and y.max() <= 1
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", NAMES)
+def test_autocast_region_does_not_change_the_result(name, device):
+    """Under AMP (an enclosing autocast region) a core still computes in the input dtype."""
+    core = make(name)
+    half = torch.bfloat16 if device == "cpu" else torch.float16
+    for dims in core.spatial_dims:
+        x = batch(dims).to(device)
+        ref = core(x, torch.Generator().manual_seed(0))
+        with torch.autocast(device_type=device, dtype=half):
+            y = core(x, torch.Generator().manual_seed(0))
+        assert y.dtype == x.dtype
+        torch.testing.assert_close(y, ref, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_seeded_replay(name):
     core = make(name)

@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..base import BatchAugment, Params, check_input, rand, randint, randn
+from ..base import BatchAugment, Params, check_input, device_generator, rand, randint, randn
 from ..registry import register
 
 __all__ = [
@@ -349,7 +349,7 @@ class MRIRicianNoise(MRICorruption):
     table = {"sigma": (0.02, 0.04, 0.06, 0.09, 0.12)}
 
     def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
-        return {"noise": randn(x.shape[0], 2, *x.shape[1:], generator=generator, device=x.device)}
+        return {"noise": randn(x.shape[0], 2, *x.shape[1:], generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         noise = params["noise"].to(device=x.device, dtype=x.dtype)

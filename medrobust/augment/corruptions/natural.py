@@ -88,7 +88,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..base import BatchAugment, Params, rand, randint, randn
+from ..base import BatchAugment, Params, device_generator, rand, randint, randn
 from ..registry import register
 from . import _natural_ops as ops
 from ._frost import frost_bank
@@ -321,7 +321,7 @@ class NaturalGaussianNoise(NaturalCorruption):
     levels = {"imagenet": (0.08, 0.12, 0.18, 0.26, 0.38), "cifar": (0.04, 0.06, 0.08, 0.09, 0.10)}
 
     def _sample_extra(self, x, generator):
-        return {"noise": randn(*x.shape, generator=generator, device=x.device)}
+        return {"noise": randn(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x, params, sev):
         z = self.field(params, "noise", x, x.shape)
@@ -348,7 +348,7 @@ class NaturalShotNoise(NaturalCorruption):
     levels = {"imagenet": (60, 25, 12, 5, 3), "cifar": (500, 250, 100, 75, 50)}
 
     def _sample_extra(self, x, generator):
-        return {"noise": randn(*x.shape, generator=generator, device=x.device)}
+        return {"noise": randn(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x, params, sev):
         z = self.field(params, "noise", x, x.shape)
@@ -375,7 +375,7 @@ class NaturalImpulseNoise(NaturalCorruption):
     levels = {"imagenet": (0.03, 0.06, 0.09, 0.17, 0.27), "cifar": (0.01, 0.02, 0.03, 0.05, 0.07)}
 
     def _sample_extra(self, x, generator):
-        return {"uniform": rand(*x.shape, generator=generator, device=x.device)}
+        return {"uniform": rand(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x, params, sev):
         u = self.field(params, "uniform", x, x.shape)
@@ -401,7 +401,7 @@ class NaturalSpeckleNoise(NaturalCorruption):
     levels = {"imagenet": (0.15, 0.2, 0.35, 0.45, 0.6), "cifar": (0.06, 0.1, 0.12, 0.16, 0.2)}
 
     def _sample_extra(self, x, generator):
-        return {"noise": randn(*x.shape, generator=generator, device=x.device)}
+        return {"noise": randn(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x, params, sev):
         z = self.field(params, "noise", x, x.shape)
@@ -463,7 +463,7 @@ class NaturalGlassBlur(NaturalCorruption):
 
     def _sample_extra(self, x, generator):
         n, _, h, w = x.shape
-        return {"uniform": rand(n, self.max_iterations, h, w, generator=generator, device=x.device)}
+        return {"uniform": rand(n, self.max_iterations, h, w, generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x, params, sev):
         n, c, h, w = x.shape
@@ -662,7 +662,7 @@ class NaturalSnow(NaturalCorruption):
     def _sample_extra(self, x, generator):
         n, _, h, w = x.shape
         return {
-            "noise": randn(n, 1, h, w, generator=generator, device=x.device),
+            "noise": randn(n, 1, h, w, generator=device_generator(generator, x.device), device=x.device),
             "angle": -135.0 + 90.0 * rand(n, generator=generator, device=x.device),
         }
 
@@ -1017,7 +1017,7 @@ class NaturalElasticTransform(NaturalCorruption):
         n, _, h, w = x.shape
         return {
             "affine": 2.0 * rand(n, 3, 2, generator=generator, device=x.device) - 1.0,
-            "field": 2.0 * rand(n, 2, h, w, generator=generator, device=x.device) - 1.0,
+            "field": 2.0 * rand(n, 2, h, w, generator=device_generator(generator, x.device), device=x.device) - 1.0,
         }
 
     @staticmethod
@@ -1103,7 +1103,7 @@ class NaturalSpatter(NaturalCorruption):
 
     def _sample_extra(self, x, generator):
         n, _, h, w = x.shape
-        return {"noise": randn(n, 1, h, w, generator=generator, device=x.device)}
+        return {"noise": randn(n, 1, h, w, generator=device_generator(generator, x.device), device=x.device)}
 
     def liquid(self, noise: torch.Tensor, s: int) -> torch.Tensor:
         loc, scale, sigma, thr, _, _ = self.level(s)
