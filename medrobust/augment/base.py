@@ -209,7 +209,9 @@ class BatchAugment(torch.nn.Module):
 
     def _sample_checked(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
         params = self._sample(x, generator)
-        params["apply"] = self._sample_apply_mask(x.shape[0], generator, x.device)
+        # the coin stays where it was drawn (the CPU for a CPU generator): apply() decides from it
+        # without waiting for the device
+        params["apply"] = self._sample_apply_mask(x.shape[0], generator, _gen_device(generator))
         return params
 
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
@@ -226,15 +228,15 @@ class BatchAugment(torch.nn.Module):
         mask = params.get("apply")
         if mask is None:
             raise KeyError("params: missing 'apply' mask; get params from sample_params()")
-        mask = mask.to(x.device)
         if mask.shape != (x.shape[0],):
             raise ValueError(f"params['apply']: expected shape ({x.shape[0]},), got {tuple(mask.shape)}")
-        if not bool(mask.any()):
+        host = mask.cpu()
+        if not bool(host.any()):
             return x.clone()
         out = self._apply(x, params)
-        if bool(mask.all()):
+        if bool(host.all()):
             return out
-        return torch.where(mask.view(-1, *([1] * (x.ndim - 1))), out, x)
+        return torch.where(mask.to(x.device).view(-1, *([1] * (x.ndim - 1))), out, x)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = self.check(x)  # validated once for both steps

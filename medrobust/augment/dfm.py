@@ -115,7 +115,7 @@ class DFMX(BatchAugment):
             eligible = params["target"] != labels
             if self.classes is not None:
                 eligible &= torch.isin(labels, torch.tensor(self.classes, device=x.device))
-            params["apply"] = params["apply"] & eligible
+            params["apply"] = params["apply"].to(eligible.device) & eligible
         return params
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, *,

@@ -22,6 +22,9 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 #: corruptions that draw nothing at random (the output depends on the severity only)
 DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression",
                  "gaussian_blur", "saturate"}
+#: corruptions whose image-sized noise fields are drawn on the input's device (device_generator)
+BULK_NOISE = {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "glass_blur", "snow",
+              "elastic_transform", "spatter"}
 #: corruptions with 8-bit steps in the published pipeline
 EIGHT_BIT = {"jpeg_compression", "glass_blur", "snow", "spatter"}
 #: where the published parameter tables are not monotone in the mean absolute change (the
@@ -206,11 +209,22 @@ def test_errors():
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_device_and_generator_device(device):
-    """CPU and CUDA run the same code: with a CPU generator the draws are identical."""
+    """CPU and CUDA run the same code. With a CPU generator, every draw but the image-sized noise
+    fields is identical across devices; those fields are drawn on the input's device from a seed of
+    the CPU generator (``device_generator``), so they replay exactly per device and agree with the
+    CPU in distribution."""
     x = X["cifar"].to(device)
     for name in corruption_names():
         y = corrupt(x, name, 3, table="cifar", generator=gen(0))
         assert y.device == x.device
+        torch.testing.assert_close(y, corrupt(x, name, 3, table="cifar", generator=gen(0)), rtol=0, atol=0)
         ref = corrupt(x.cpu(), name, 3, table="cifar", generator=gen(0))
-        close = ((y.cpu() - ref).abs() < 1e-4).float().mean()
-        assert close > 0.999, f"{name}: {device} and CPU disagree on {1 - float(close):.2%} of values"
+        if device == "cpu" or name not in BULK_NOISE:
+            close = ((y.cpu() - ref).abs() < 1e-4).float().mean()
+            assert close > 0.999, f"{name}: {device} and CPU disagree on {1 - float(close):.2%} of values"
+        else:  # 24 images: seed-to-seed spread of the mean change is < 5 % (spatter: < 13 %)
+            xb = x.repeat(8, 1, 1, 1)
+            yb = corrupt(xb, name, 3, table="cifar", generator=gen(0)).cpu()
+            rb = corrupt(xb.cpu(), name, 3, table="cifar", generator=gen(0))
+            change, change_ref = (yb - xb.cpu()).abs().mean(), (rb - xb.cpu()).abs().mean()
+            assert abs(float(change / change_ref) - 1) < 0.2, f"{name}: mean change {change:.4f} vs CPU {change_ref:.4f}"
