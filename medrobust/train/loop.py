@@ -286,7 +286,6 @@ def fit(
         sched.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         start, best, best_step = int(ckpt["step"]), float(ckpt["best_metric"]), int(ckpt["best_step"])
-        _set_rng_state(ckpt["rng"], aug_gen)
         if env.is_main and metrics_path.is_file():  # drop log lines written after the checkpoint
             kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start]
             from ..io import atomic_write_text
@@ -318,7 +317,13 @@ def fit(
     step = start
     t0 = time.perf_counter()
     done_here = 0
-    for batch in loader:
+    # the DataLoader draws its base seed from the global torch RNG when its iterator is created
+    # (before step 1 in a fresh run): restore the saved RNG states only after that draw, so models
+    # that use the global RNG in forward (dropout) see the same stream as an uninterrupted run
+    batches = iter(loader)
+    if resume:
+        _set_rng_state(ckpt["rng"], aug_gen)
+    for batch in batches:
         net.train()
         batch = _to_device(batch, device)
         with torch.autocast(device_type=device.type, enabled=use_amp):

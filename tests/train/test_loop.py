@@ -39,7 +39,8 @@ def test_step_sampler_order_is_a_function_of_seed_and_step():
 
 
 def test_resume_continues_exactly(tmp_path):
-    aug = ["augment.0={name: randconv, mixing: true}", "consistency.views=2", "train.steps=6"]
+    # dropout draws from the global torch RNG inside forward: resume must restore it at the right point
+    aug = ["augment.0={name: randconv, mixing: true}", "consistency.views=2", "train.steps=6", "model.dropout=0.2"]
     straight = train_cardiac(tiny_cfg(tmp_path, "straight", *aug), progress=False)
     crashed = tiny_cfg(tmp_path, "crashed", *aug)
     first = train_cardiac(crashed, progress=False, stop_after=4)

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 
 from ..base import BatchAugment, Params, check_input, device_generator, rand, randint, randn
 from ..registry import register
+from ._common import parse_severity
 
 __all__ = [
     "NAMES",
@@ -84,24 +85,6 @@ NAMES: list[str] = [
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
-def _parse_severity(severity: Any) -> tuple[int, int]:
-    """``int`` -> fixed ``(s, s)``; ``(low, high)`` -> inclusive random range; both within 1..5."""
-
-    def ok(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5
-
-    if ok(severity):
-        return int(severity), int(severity)
-    if isinstance(severity, Sequence) and not isinstance(severity, str) and len(severity) == 2:
-        low, high = severity
-        if ok(low) and ok(high) and low <= high:
-            return int(low), int(high)
-    raise ValueError(
-        "severity: expected an int in 1..5 or a (low, high) pair with 1 <= low <= high <= 5, "
-        f"got {severity!r}"
-    )
-
-
 def _spatial_view(v: torch.Tensor, ndim: int) -> torch.Tensor:
     """``(N, H, W)`` -> ``(N, 1, [1,] H, W)`` to broadcast over channels (and slices)."""
     return v.reshape(v.shape[0], *([1] * (ndim - 3)), *v.shape[1:])
@@ -130,7 +113,7 @@ class MRICorruption(BatchAugment):
 
     def __init__(self, *, severity: int | tuple[int, int] = (1, 5), p: float = 1.0) -> None:
         super().__init__(p=p)
-        self.severity = _parse_severity(severity)
+        self.severity = parse_severity(severity)
 
     # -- sampling -------------------------------------------------------------------------------
     def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:

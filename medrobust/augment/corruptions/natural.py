@@ -91,6 +91,7 @@ import torch.nn.functional as F
 
 from ..base import BatchAugment, Params, device_generator, rand, randint, randn
 from ..registry import register
+from ._common import parse_severity
 from . import _natural_ops as ops
 from ._frost import frost_bank
 
@@ -129,22 +130,6 @@ TABLES: tuple[str, ...] = ("imagenet", "cifar")
 def _arange(start: float, stop: float, step: float) -> tuple[float, ...]:
     """The zoom factors exactly as ``np.arange`` produced them in the published code."""
     return tuple(float(v) for v in np.arange(start, stop, step))
-
-
-def _parse_severity(severity: Any) -> tuple[int, int]:
-    def ok(v: Any) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 1 <= v <= 5
-
-    if ok(severity):
-        return int(severity), int(severity)
-    if isinstance(severity, Sequence) and not isinstance(severity, str) and len(severity) == 2:
-        low, high = severity
-        if ok(low) and ok(high) and low <= high:
-            return int(low), int(high)
-    raise ValueError(
-        "severity: expected an int in 1..5 or a (low, high) pair with 1 <= low <= high <= 5, "
-        f"got {severity!r}"
-    )
 
 
 def _check_table(table: Any) -> str:
@@ -224,7 +209,7 @@ class NaturalCorruption(BatchAugment):
 
     def __init__(self, *, severity: int | tuple[int, int] = (1, 5), table: str = "imagenet", p: float = 1.0) -> None:
         super().__init__(p=p)
-        self.severity = _parse_severity(severity)
+        self.severity = parse_severity(severity)
         self.table = _check_table(table)
 
     # -- validation -----------------------------------------------------------------------------
