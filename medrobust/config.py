@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .io import atomic_write_text
 
@@ -123,15 +123,12 @@ class TrainConfig(Strict):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
-class EvaluateConfig(Strict):
-    corruptions: Literal["all"] | list[str] = "all"
+class EvaluateBase(Strict):
+    """Fields every task's ``evaluate:`` section shares: the severities (1..5, de-duplicated and
+    sorted) and the seed of the on-the-fly corruptions."""
+
     severities: list[int] = [1, 2, 3, 4, 5]
     seed: int = 0
-    hd95: bool = True
-    shifted: bool = True
-    batch_size: int = Field(16, ge=1)
-    sw_batch_size: int = Field(4, ge=1)  # sliding window inference (3d mode)
-    grid_cases: int = Field(3, ge=0)  # rows of the image/prediction figure
 
     @field_validator("severities")
     @classmethod
@@ -141,25 +138,21 @@ class EvaluateConfig(Strict):
         return sorted(set(v))
 
 
-class ExperimentConfig(Strict):
+class ExperimentBase(Strict):
+    """What every training task's config shares: name, task, seed, output directory, the
+    augmentation cores (validated by the registry) and an optional consistency loss.
+
+    Task configs add ``data``, ``model``, ``train``, ``evaluate`` (and ``afa`` where supported).
+    Checks: ``consistency`` needs at least one core in ``augment``; ``consistency`` and ``afa``
+    exclude each other (AFA's consistency is ``afa.mode: jsd``).
+    """
+
     name: str = "experiment"
-    task: Literal["acdc"] = "acdc"
+    task: str
     seed: int = 0
     output_dir: str = "runs"
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
     augment: list[dict[str, Any]] = []
     consistency: ConsistencyConfig | None = None
-    afa: AFAConfig | None = None
-    train: TrainConfig = TrainConfig()
-    evaluate: EvaluateConfig = EvaluateConfig()
-
-    @field_validator("afa")
-    @classmethod
-    def _afa_alone(cls, v: AFAConfig | None, info: Any) -> AFAConfig | None:
-        if v is not None and info.data.get("consistency") is not None:
-            raise ValueError("use either 'consistency' or 'afa' (AFA's consistency is afa.mode: jsd)")
-        return v
 
     @field_validator("augment")
     @classmethod
@@ -170,9 +163,37 @@ class ExperimentConfig(Strict):
             build(entry, where=f"augment[{i}]")
         return v
 
+    @model_validator(mode="after")
+    def _shared_checks(self) -> "ExperimentBase":
+        if self.consistency is not None and getattr(self, "afa", None) is not None:
+            raise ValueError("use either 'consistency' or 'afa' (AFA's consistency is afa.mode: jsd)")
+        if self.consistency is not None and not self.augment:
+            raise ValueError("consistency: needs at least one augmentation core in 'augment'")
+        return self
+
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
+
+
+class EvaluateConfig(EvaluateBase):
+    corruptions: Literal["all"] | list[str] = "all"
+    hd95: bool = True
+    shifted: bool = True
+    batch_size: int = Field(16, ge=1)
+    sw_batch_size: int = Field(4, ge=1)  # sliding window inference (3d mode)
+    grid_cases: int = Field(3, ge=0)  # rows of the image/prediction figure
+
+
+class ExperimentConfig(ExperimentBase):
+    """``task: acdc`` experiment config (``configs/acdc/*.yaml``)."""
+
+    task: Literal["acdc"] = "acdc"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    afa: AFAConfig | None = None
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
 
 # ------------------------------------------------------------------------------------------ loading

@@ -34,7 +34,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from ..augment import build
-from ..config import AFAConfig, ConsistencyConfig, Strict, register_task_config, save_config
+from ..config import AFAConfig, ConsistencyConfig, EvaluateBase, ExperimentBase, Strict, register_task_config, save_config
 from ..losses.consistency import consistency_loss
 
 __all__ = [
@@ -110,49 +110,27 @@ class ClassificationTrainConfig(Strict):
     device: str = "auto"
 
 
-class ClassificationEvaluateConfig(Strict):
+class ClassificationEvaluateConfig(EvaluateBase):
     corruptions: Literal["all", "common", "extra"] | list[str] = "common"
-    severities: list[int] = [1, 2, 3, 4, 5]
     table: Literal["auto", "imagenet", "cifar"] = "auto"  # severity table; auto: cifar for <= 64 px
-    seed: int = 0
     batch_size: int = Field(256, ge=1)
     max_images: int | None = Field(None, ge=1)  # per condition (quick runs); null: all
     domains: bool = True  # per-domain accuracy on the target domains
 
-    @field_validator("severities")
-    @classmethod
-    def _severities(cls, v: list[int]) -> list[int]:
-        if not v or any(s < 1 or s > 5 for s in v):
-            raise ValueError(f"expected severities in 1..5, got {v}")
-        return sorted(set(v))
 
+class ClassificationConfig(ExperimentBase):
+    """``task: cifar10 | cifar100 | digits | pacs`` experiment config."""
 
-class ClassificationConfig(Strict):
     name: str = "classification"
     task: Literal["cifar10", "cifar100", "digits", "pacs"] = "digits"
-    seed: int = 0
-    output_dir: str = "runs"
     data: ClassificationDataConfig = ClassificationDataConfig()
     model: ClassifierConfig = ClassifierConfig()
-    augment: list[dict[str, Any]] = []
-    consistency: ConsistencyConfig | None = None
     afa: AFAConfig | None = None
     train: ClassificationTrainConfig = ClassificationTrainConfig()
     evaluate: ClassificationEvaluateConfig = ClassificationEvaluateConfig()
 
-    @field_validator("augment")
-    @classmethod
-    def _augment_entries(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for i, entry in enumerate(v):
-            build(entry, where=f"augment[{i}]")
-        return v
-
     @model_validator(mode="after")
     def _checks(self) -> "ClassificationConfig":
-        if self.consistency is not None and not self.augment:
-            raise ValueError("consistency: needs at least one augmentation core in 'augment'")
-        if self.consistency is not None and self.afa is not None:
-            raise ValueError("use either 'consistency' or 'afa' (AFA's consistency is afa.mode: jsd)")
         if self.data.root is None and self.task != "digits":
             raise ValueError(f"data.root: task {self.task!r} needs a dataset root (only task 'digits' has an embedded default)")
         if self.data.val_fraction + self.data.test_fraction >= 1:
@@ -160,10 +138,6 @@ class ClassificationConfig(Strict):
         if self.task == "pacs" and not self.data.target_domains:
             raise ValueError("data.target_domains: task 'pacs' needs the held-out domain(s), e.g. [sketch]")
         return self
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.name
 
 
 for _task in TASKS:

@@ -30,7 +30,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from ..augment import build
-from ..config import ConsistencyConfig, Strict, register_task_config, save_config
+from ..config import EvaluateBase, ExperimentBase, Strict, register_task_config, save_config
 from .segmentation import SegmentationAdapter
 
 __all__ = [
@@ -140,12 +140,10 @@ class DrivingTrainConfig(Strict):
     device: str = "auto"
 
 
-class DrivingEvaluateConfig(Strict):
+class DrivingEvaluateConfig(EvaluateBase):
     # natural corruptions on the source val set: a subset name for medrobust.augment.corruption_names
     # ("all", "common", ...), or a list of names; [] for none
     corruptions: str | list[str] = "common"
-    severities: list[int] = [1, 2, 3, 4, 5]
-    seed: int = 0
     targets: bool = True
     window: tuple[int, int] | None = None  # sliding-window ROI (H, W); null: data.crop_size
     overlap: float = Field(0.25, ge=0, lt=1)
@@ -153,44 +151,24 @@ class DrivingEvaluateConfig(Strict):
     max_images: int | None = Field(None, ge=1)  # cap per domain / condition (quick looks)
     grid_images: int = Field(2, ge=0)  # example rows per domain in the qualitative figure
 
-    @field_validator("severities")
-    @classmethod
-    def _severities(cls, v: list[int]) -> list[int]:
-        if not v or any(s < 1 or s > 5 for s in v):
-            raise ValueError(f"expected severities in 1..5, got {v}")
-        return sorted(set(v))
-
     @field_validator("window")
     @classmethod
     def _window(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
         return _multiple_of_32(v, "window")
 
 
-class DrivingConfig(Strict):
+class DrivingConfig(ExperimentBase):
     """``task: driving`` experiment config (``configs/driving/*.yaml``)."""
 
     name: str = "driving"
     task: Literal["driving"] = "driving"
-    seed: int = 0
-    output_dir: str = "runs"
     data: DrivingDataConfig = DrivingDataConfig()
     model: DrivingModelConfig = DrivingModelConfig()
-    augment: list[dict[str, Any]] = []
-    consistency: ConsistencyConfig | None = None
     train: DrivingTrainConfig = DrivingTrainConfig()
     evaluate: DrivingEvaluateConfig = DrivingEvaluateConfig()
 
-    @field_validator("augment")
-    @classmethod
-    def _augment_entries(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for i, entry in enumerate(v):
-            build(entry, where=f"augment[{i}]")
-        return v
-
     @model_validator(mode="after")
-    def _consistency_needs_augment(self) -> DrivingConfig:
-        if self.consistency is not None and not self.augment:
-            raise ValueError("consistency: needs at least one augmentation core in 'augment'")
+    def _checks(self) -> DrivingConfig:
         if self.model.name == "smp_deeplabv3plus" and self.train.batch_size < 2:
             raise ValueError("train.batch_size: DeepLabV3+ needs at least 2 images per step (batch norm in its "
                              "image-pooling branch)")
@@ -200,10 +178,6 @@ class DrivingConfig(Strict):
                 raise ValueError(f"data.targets {missing}: root is null (the embedded synthetic domain), which is only "
                                  "available with data.root: null; give each target's root")
         return self
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.name
 
 
 register_task_config("driving", DrivingConfig)
