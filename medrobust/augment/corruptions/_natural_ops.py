@@ -478,7 +478,8 @@ def poisson_quantile(lam: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         cdf, guide = _poisson_tables(lam.device)
         width, kk = _POISSON_M + 1, _POISSON_K
         ls = lam if idx is None else lam[idx]
-        u = torch.special.ndtr(z if idx is None else z[idx])
+        # below 1 (float32 rounds Phi(z) to 1 from z ~ 5.4): u = 1 would index past the guide table's row
+        u = torch.special.ndtr(z if idx is None else z[idx]).clamp_(max=1.0 - 2.0**-24)
         jf = ls * (1.0 / _POISSON_STEP)
         j = jf.floor()
         t = jf.sub_(j)
@@ -487,17 +488,37 @@ def poisson_quantile(lam: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         hi = guide.take(cell.add_(width + 1))  # G[j + 1, floor(u M) + 1]
         ks = lo.float()
         amb = torch.nonzero(lo != hi).squeeze(1)
-        if amb.numel():  # count the CDF values below u inside the bracket (a prefix of it)
-            cur, top = lo[amb].long(), hi[amb].long()
-            base = j[amb].long() * kk
-            ta, ua = t[amb], u[amb]
-            while amb.numel():
-                q = cur.clamp(max=kk - 1) + base
-                below = (cur < top) & (torch.lerp(cdf.take(q), cdf.take(q + kk), ta) < ua)
-                cur = cur + below
-                done = ~below
-                ks[amb[done]] = cur[done].float()
-                amb, cur, top, base, ta, ua = amb[below], cur[below], top[below], base[below], ta[below], ua[below]
+        if amb.numel():  # count the CDF values below u inside the bracket
+            cur, top = lo.index_select(0, amb).long(), hi.index_select(0, amb).long()
+            base = j.index_select(0, amb).long() * kk
+            ta, ua = t.index_select(0, amb), u.index_select(0, amb)
+
+            def below(k_at: torch.Tensor, top_: torch.Tensor, base_: torch.Tensor, t_: torch.Tensor,
+                      u_: torch.Tensor) -> torch.Tensor:
+                q = k_at.clamp(max=kk - 1) + base_
+                return (k_at < top_) & (torch.lerp(cdf.take(q), cdf.take(q + kk), t_) < u_)
+
+            # the interpolated CDF grows with k, so "F(k) < u" holds on a prefix of the bracket: the
+            # first few counts run on every ambiguous draw at once (most brackets are 1-2 wide) ...
+            head = min(4, int((top - cur).max()))
+            res = cur.clone()
+            last = None
+            for step in range(head):
+                last = below(cur + step, top, base, ta, ua)
+                res += last
+            # ... and the rare wide brackets (the upper tail) go on one count at a time, compacted
+            if last is not None:
+                rest = torch.nonzero(last & (top - cur > head)).squeeze(1)
+                r_cur, r_top, r_base = res.index_select(0, rest), top.index_select(0, rest), base.index_select(0, rest)
+                r_t, r_u = ta.index_select(0, rest), ua.index_select(0, rest)
+                while rest.numel():
+                    go = below(r_cur, r_top, r_base, r_t, r_u)
+                    r_cur = r_cur + go
+                    stop = torch.nonzero(~go).squeeze(1)
+                    res.index_copy_(0, rest.index_select(0, stop), r_cur.index_select(0, stop))
+                    keep = torch.nonzero(go).squeeze(1)
+                    rest, r_cur, r_top, r_base, r_t, r_u = (v.index_select(0, keep) for v in (rest, r_cur, r_top, r_base, r_t, r_u))
+            ks.index_copy_(0, amb, res.to(ks.dtype))
         if idx is None:
             k = ks
         else:
