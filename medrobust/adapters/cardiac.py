@@ -134,7 +134,7 @@ def train_cardiac(cfg: ExperimentConfig, *, resume: bool = False, progress: bool
     :class:`~medrobust.train.loop.FitResult`.
     """
     from ..data.acdc import ACDCSliceDataset, ACDCVolumeDataset, acdc_transforms
-    from ..train.loop import dist_env, fit, resolve_device
+    from ..train.loop import dist_env, fit_config, resolve_device
 
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
@@ -155,12 +155,6 @@ def train_cardiac(cfg: ExperimentConfig, *, resume: bool = False, progress: bool
     from ..train.afa import wrap_afa
 
     adapter = wrap_afa(adapter, cfg.afa)
-    t = cfg.train
-    return fit(
-        model=model, train_set=train_set, collate=_collate, step_fn=adapter.step,
-        validate_fn=_val_fn(cfg, val_set, device), run_dir=run_dir, steps=t.steps, batch_size=t.batch_size,
-        lr=t.lr, weight_decay=t.weight_decay, schedule=t.schedule, warmup_steps=t.warmup_steps, amp=t.amp,
-        grad_clip=t.grad_clip, val_every=t.val_every, ckpt_every=t.ckpt_every, log_every=t.log_every,
-        seed=cfg.seed, device=device, num_workers=cfg.data.num_workers, resume=resume, progress=progress,
-        stop_after=stop_after,
-    )
+    return fit_config(cfg, model=model, train_set=train_set, collate=_collate, step_fn=adapter.step,
+                      validate_fn=_val_fn(cfg, val_set, device), device=device, metric_name="val_dice",
+                      resume=resume, progress=progress, stop_after=stop_after)

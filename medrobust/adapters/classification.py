@@ -371,7 +371,7 @@ def train_classification(cfg: ClassificationConfig, *, resume: bool = False, pro
                          stop_after: int | None = None):
     """Train a classifier as configured; writes ``runs/<name>/{config.yaml, metrics.jsonl, last.pt,
     best.pt}`` and returns the loop's :class:`~medrobust.train.loop.FitResult` (metric ``val_acc``)."""
-    from ..train.loop import dist_env, fit, resolve_device
+    from ..train.loop import dist_env, fit_config, resolve_device
 
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
@@ -387,13 +387,6 @@ def train_classification(cfg: ClassificationConfig, *, resume: bool = False, pro
     from ..train.afa import wrap_afa
 
     adapter = wrap_afa(adapter, cfg.afa)
-    t = cfg.train
-    return fit(
-        model=model, train_set=data.train, collate=_collate, step_fn=adapter.step,
-        validate_fn=_val_fn(data.val, device, cfg.evaluate.batch_size), run_dir=run_dir, steps=t.steps,
-        batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, schedule=t.schedule,
-        warmup_steps=t.warmup_steps, amp=t.amp, grad_clip=t.grad_clip, val_every=t.val_every,
-        ckpt_every=t.ckpt_every, log_every=t.log_every, seed=cfg.seed, device=device,
-        num_workers=cfg.data.num_workers, resume=resume, metric_name="val_acc", progress=progress,
-        stop_after=stop_after,
-    )
+    return fit_config(cfg, model=model, train_set=data.train, collate=_collate, step_fn=adapter.step,
+                      validate_fn=_val_fn(data.val, device, cfg.evaluate.batch_size), device=device,
+                      metric_name="val_acc", resume=resume, progress=progress, stop_after=stop_after)

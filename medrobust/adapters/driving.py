@@ -355,7 +355,7 @@ def train_driving(cfg: DrivingConfig, *, resume: bool = False, progress: bool = 
     validation mIoU) and returns the :class:`~medrobust.train.loop.FitResult`.
     """
     from ..data.driving import DrivingDataset, driving_transforms
-    from ..train.loop import dist_env, fit, resolve_device
+    from ..train.loop import dist_env, fit_config, resolve_device
 
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
@@ -374,15 +374,9 @@ def train_driving(cfg: DrivingConfig, *, resume: bool = False, progress: bool = 
     model = build_model(cfg)
     augment = build(cfg.augment) if cfg.augment else None
     adapter = SegmentationAdapter(augment, consistency=cfg.consistency, criterion=CrossEntropyIgnore())
-    t = cfg.train
-    return fit(
-        model=model, train_set=train_set, collate=_collate, step_fn=adapter.step,
-        validate_fn=_val_fn(cfg, val_set, device), run_dir=run_dir, steps=t.steps, batch_size=t.batch_size,
-        lr=t.lr, weight_decay=t.weight_decay, schedule=t.schedule, warmup_steps=t.warmup_steps, amp=t.amp,
-        grad_clip=t.grad_clip, val_every=t.val_every, ckpt_every=t.ckpt_every, log_every=t.log_every,
-        seed=cfg.seed, device=device, num_workers=d.num_workers, resume=resume, metric_name="val_miou",
-        progress=progress, stop_after=stop_after,
-    )
+    return fit_config(cfg, model=model, train_set=train_set, collate=_collate, step_fn=adapter.step,
+                      validate_fn=_val_fn(cfg, val_set, device), device=device, metric_name="val_miou",
+                      resume=resume, progress=progress, stop_after=stop_after)
 
 
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu", checkpoint: str = "best.pt") -> tuple[DrivingConfig, torch.nn.Module]:

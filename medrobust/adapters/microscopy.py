@@ -359,7 +359,7 @@ def train_blur(cfg: BlurConfig, *, resume: bool = False, progress: bool = True, 
     """
     import json
 
-    from ..train.loop import dist_env, fit, resolve_device
+    from ..train.loop import dist_env, fit_config, resolve_device
 
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
@@ -406,16 +406,10 @@ def train_blur(cfg: BlurConfig, *, resume: bool = False, progress: bool = True, 
                            implicit=w.implicit)
 
     collate = _collate_for(cfg.model)
-    t = cfg.train
-    result = fit(
-        model=model, train_set=train_set, collate=collate, step_fn=step_fn,
-        validate_fn=_val_fn(val_set, collate, data.positions, device), run_dir=run_dir, steps=t.steps,
-        batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, schedule=t.schedule, warmup_steps=t.warmup_steps,
-        amp=t.amp, grad_clip=t.grad_clip, val_every=t.val_every, ckpt_every=t.ckpt_every, log_every=t.log_every,
-        seed=cfg.seed, device=device, num_workers=cfg.data.num_workers, resume=resume, metric_name="val_psnr",
-        progress=progress, stop_after=stop_after,
-    )
-    if env.is_main and result.step == t.steps:
+    result = fit_config(cfg, model=model, train_set=train_set, collate=collate, step_fn=step_fn,
+                        validate_fn=_val_fn(val_set, collate, data.positions, device), device=device,
+                        metric_name="val_psnr", resume=resume, progress=progress, stop_after=stop_after)
+    if env.is_main and result.step == cfg.train.steps:
         best = run_dir / "best.pt"
         state = torch.load(best if best.is_file() else run_dir / "last.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..io import append_jsonl, atomic_torch_save, read_jsonl
 
 __all__ = [
+    "fit_config",
     "StepBatchSampler",
     "SeededDataset",
     "DistEnv",
@@ -389,3 +390,24 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(_to_device(v, device) for v in batch)
     return batch
+
+
+def fit_config(cfg: Any, *, model: torch.nn.Module, train_set: Any, collate: Any, step_fn: Any, validate_fn: Any,
+               device: torch.device | str, metric_name: str, resume: bool = False, progress: bool = True,
+               stop_after: int | None = None) -> FitResult:
+    """:func:`fit` with the hyperparameters of an experiment config.
+
+    ``cfg`` is any task config with ``train`` (``steps``, ``batch_size``, ``lr``, ``weight_decay``,
+    ``schedule``, ``warmup_steps``, ``amp``, ``grad_clip``, ``val_every``, ``ckpt_every``,
+    ``log_every``), ``data.num_workers``, ``seed`` and ``run_dir``; the task adapter supplies the
+    model, data, step and validation functions.
+    """
+    t = cfg.train
+    return fit(
+        model=model, train_set=train_set, collate=collate, step_fn=step_fn, validate_fn=validate_fn,
+        run_dir=cfg.run_dir, steps=t.steps, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
+        schedule=t.schedule, warmup_steps=t.warmup_steps, amp=t.amp, grad_clip=t.grad_clip, val_every=t.val_every,
+        ckpt_every=t.ckpt_every, log_every=t.log_every, seed=cfg.seed, device=device,
+        num_workers=cfg.data.num_workers, resume=resume, metric_name=metric_name, progress=progress,
+        stop_after=stop_after,
+    )
