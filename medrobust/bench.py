@@ -13,6 +13,7 @@ Kernel sizes are fixed per row (3 and 7) so that every row of a block does the s
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -229,6 +230,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu_threads": torch.get_num_threads(),
         "machine": platform.machine(),
+        "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0"),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
