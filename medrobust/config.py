@@ -106,11 +106,14 @@ class AFAConfig(Strict):
     dual_bn: bool = True  # auxiliary batch-norm statistics for AFA images (models with batch norm)
 
 
-class TrainConfig(Strict):
+class TrainBase(Strict):
+    """The ``train:`` fields that :func:`medrobust.train.loop.fit_config` reads; every task's section
+    subclasses it and overrides the defaults that differ."""
+
     steps: int = Field(600, ge=1)
     batch_size: int = Field(16, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)  # AdamW
     schedule: Literal["cosine", "constant"] = "cosine"
     warmup_steps: int = Field(0, ge=0)
     amp: bool = True  # used on CUDA only
@@ -118,9 +121,13 @@ class TrainConfig(Strict):
     val_every: int = Field(100, ge=1)
     ckpt_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+class TrainConfig(TrainBase):
+    lr: float = Field(2e-3, gt=0)
     ce_weight: float = 1.0
     dice_weight: float = 1.0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
 class EvaluateBase(Strict):

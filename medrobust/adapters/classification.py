@@ -34,7 +34,8 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from ..augment import build
-from ..config import AFAConfig, ConsistencyConfig, EvaluateBase, ExperimentBase, Strict, register_task_config, save_config
+from ..config import (AFAConfig, ConsistencyConfig, EvaluateBase, ExperimentBase, Strict, TrainBase, register_task_config,
+                      save_config)
 from ..losses.consistency import consistency_loss
 
 __all__ = [
@@ -94,20 +95,15 @@ class ClassifierConfig(Strict):
         return v
 
 
-class ClassificationTrainConfig(Strict):
+class ClassificationTrainConfig(TrainBase):
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)  # AdamW; 0 = Adam (the digits protocol)
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_steps: int = Field(0, ge=0)
-    amp: bool = True  # CUDA only
     grad_clip: float | None = None
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     val_every: int = Field(200, ge=1)
     ckpt_every: int = Field(200, ge=1)
     log_every: int = Field(20, ge=1)
-    device: str = "auto"
 
 
 class ClassificationEvaluateConfig(EvaluateBase):

@@ -30,7 +30,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from ..augment import build
-from ..config import EvaluateBase, ExperimentBase, Strict, register_task_config, save_config
+from ..config import EvaluateBase, ExperimentBase, Strict, TrainBase, register_task_config, save_config
 from .segmentation import SegmentationAdapter
 
 __all__ = [
@@ -125,19 +125,11 @@ class DrivingModelConfig(Strict):
     normalize: bool = True  # ImageNet mean/std inside the model (inputs stay in [0, 1])
 
 
-class DrivingTrainConfig(Strict):
+class DrivingTrainConfig(TrainBase):
     steps: int = Field(150, ge=1)
     batch_size: int = Field(8, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_steps: int = Field(0, ge=0)
-    amp: bool = True  # CUDA only
-    grad_clip: float | None = 1.0
     val_every: int = Field(50, ge=1)
     ckpt_every: int = Field(50, ge=1)
-    log_every: int = Field(10, ge=1)
-    device: str = "auto"
 
 
 class DrivingEvaluateConfig(EvaluateBase):

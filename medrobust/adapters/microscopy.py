@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from ..config import Strict, register_task_config, save_config, validate
+from ..config import Strict, TrainBase, register_task_config, save_config, validate
 from ..data.microscopy import FocalStackPatches, Intensity, StackSource, discover_stacks, fold_channels, load_stack, split_stacks
 from ..io import atomic_write_json, atomic_write_text
 from ..models.blur_autoencoder import (
@@ -137,19 +137,12 @@ class BlurLossConfig(Strict):
     triplets: Literal["endpoints", "midpoints", "all"] = "endpoints"
 
 
-class BlurTrainConfig(Strict):
+class BlurTrainConfig(TrainBase):
     steps: int = Field(300, ge=1)
     batch_size: int = Field(8, ge=1)  # stacks per step (each with all its planes)
-    lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_steps: int = Field(0, ge=0)
-    amp: bool = True  # CUDA only
-    grad_clip: float | None = 1.0
     val_every: int = Field(50, ge=1)
     ckpt_every: int = Field(50, ge=1)
-    log_every: int = Field(10, ge=1)
-    device: str = "auto"
 
 
 class BlurEvaluateConfig(Strict):
