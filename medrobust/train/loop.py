@@ -160,6 +160,11 @@ def resolve_device(name: str, env: DistEnv | None = None) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"train.device: {name} requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"train.device: {name} does not exist ({torch.cuda.device_count()} CUDA device(s)); with torchrun, "
+            "start at most one process per GPU (--nproc_per_node), or set train.device=cpu for gloo"
+        )
     return dev
 
 

@@ -87,9 +87,12 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_resume_is_exact(tmp_path):
-    a = cfg_for(tmp_path, "full", "train.steps=4", "train.ckpt_every=1", "augment.0={name: randconv}")
+    # on the CPU: CUDA kernels such as bilinear upsampling's backward add atomically, so two GPU runs
+    # (resumed or not) agree to float rounding, not bit for bit
+    run = ["train.steps=4", "train.ckpt_every=1", "augment.0={name: randconv}", "train.device=cpu"]
+    a = cfg_for(tmp_path, "full", *run)
     train_driving(a, progress=False)
-    b = cfg_for(tmp_path, "crash", "train.steps=4", "train.ckpt_every=1", "augment.0={name: randconv}")
+    b = cfg_for(tmp_path, "crash", *run)
     train_driving(b, progress=False, stop_after=2)
     train_driving(b, progress=False, resume=True)
     sa = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]

@@ -63,6 +63,17 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
         train_cardiac(tiny_cfg(tmp_path, "none", "train.steps=2"), resume=True, progress=False)
 
 
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    from medrobust.train.loop import DistEnv, resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    env = DistEnv(rank=1, local_rank=1, world_size=2)
+    with pytest.raises(ValueError, match="one process per GPU"):
+        resolve_device("auto", env)
+    assert resolve_device("cpu", env).type == "cpu"
+
+
 def test_ddp_two_cpu_processes(tmp_path):
     """torchrun with 2 processes (gloo): trains, rank 0 writes the checkpoint and metrics."""
     import socket
@@ -74,7 +85,8 @@ def test_ddp_two_cpu_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(port),
            "-m", "medrobust.cli", "train", "--no-progress",
-           *[a for s in [f"output_dir={tmp_path}", "name=ddp", *TINY, "train.steps=3"] for a in ("--set", s)]]
+           *[a for s in [f"output_dir={tmp_path}", "name=ddp", *TINY, "train.steps=3", "train.device=cpu"]
+             for a in ("--set", s)]]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ckpt = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
