@@ -401,30 +401,39 @@ def glass_shuffle_map(u: torch.Tensor, delta: int) -> torch.Tensor:
     flat source positions: ``out[n, p] = x[n, src[n, p]]``.
     """
     n, h, w = u.shape
+    offsets = torch.arange(n, device=u.device)[:, None] * (h * w)
+    return glass_shuffle_global(u, delta).view(n, h * w).long().sub_(offsets)
+
+
+def glass_shuffle_global(u: torch.Tensor, delta: int) -> torch.Tensor:
+    """:func:`glass_shuffle_map` as flat int32 positions over the whole batch, ``(N * H * W,)``:
+    ``out[p] = x.flatten()[src[p]]`` for one channel plane stack. Passes compose with
+    ``src_1.index_select(0, src_2)`` (the second pass reads the first one's output)."""
+    n, h, w = u.shape
     dev = u.device
-    hw = h * w
+    if n * h * w >= 2**31:
+        raise ValueError(f"glass blur: batch of {n}x{h}x{w} pixels is too large for int32 indices; split it")
     dy, dx = glass_steps(u, delta)  # (N, H, W), integer-valued floats
     ys = torch.arange(h, device=dev, dtype=torch.float32)[:, None]
     xs = torch.arange(w, device=dev, dtype=torch.float32)[None, :]
     lo, hi_y, hi_x = delta + 1, h - delta, w - delta
-    vis = ((ys >= lo) & (ys <= hi_y) & (xs >= lo) & (xs <= hi_x)).expand(n, h, w).reshape(-1)
-    # every pixel's partner (flat index over the batch) and whether a chain goes on from there:
-    # the step is "forward" (to a pixel visited earlier: dy * W + dx > 0) and lands on a visited pixel
+    vis = (ys >= lo) & (ys <= hi_y) & (xs >= lo) & (xs <= hi_x)  # (H, W): pixels the loop visits
+    # every visited pixel takes its partner's value; after a "forward" step (to a pixel visited
+    # earlier: dy * W + dx > 0) that lands on a visited pixel, the partner's final value: follow it
     step = dy * w + dx
     ty, tx = dy.add_(ys), dx.add_(xs)
-    cont = ((step > 0) & (ty >= lo) & (ty <= hi_y) & (tx >= lo) & (tx <= hi_x)).reshape(-1)
-    ident = torch.arange(n * hw, device=dev)
-    nxt = step.reshape(-1).long().add_(ident)
-    src = torch.where(vis, nxt, ident)  # visited pixels take their partner's value ...
-    act = torch.nonzero(vis & cont).squeeze(1)  # ... which, after a forward step to a visited pixel,
-    q = nxt.index_select(0, act)  # is that pixel's final value: follow the chain
+    cont = ((step > 0) & (ty >= lo) & (ty <= hi_y) & (tx >= lo) & (tx <= hi_x)).logical_and_(vis).reshape(-1)
+    ident = torch.arange(n * h * w, device=dev, dtype=torch.int32)
+    nxt = step.to(torch.int32).mul_(vis).reshape(-1).add_(ident)  # unvisited pixels keep their own value
+    src = nxt.clone()
+    act = torch.nonzero(cont).squeeze(1)
+    q = nxt.index_select(0, act)
     while act.numel():
         hop = nxt.index_select(0, q)
         src.index_copy_(0, act, hop)  # final for chains that stop here, rewritten for the others
         keep = torch.nonzero(cont.index_select(0, q)).squeeze(1)
         act, q = act.index_select(0, keep), hop.index_select(0, keep)
-    src = src.view(n, hw)
-    return src.sub_(torch.arange(n, device=dev)[:, None] * hw)
+    return src
 
 
 # ------------------------------------------------------------------------------------------------

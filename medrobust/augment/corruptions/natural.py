@@ -466,10 +466,11 @@ class NaturalGlassBlur(NaturalCorruption):
             ng = xg.shape[0]
             src = None
             for it in range(iters):  # pass k reads the output of pass k - 1
-                step = ops.glass_shuffle_map(u[:, it], delta)
-                src = step if src is None else src.gather(1, step)
+                step = ops.glass_shuffle_global(u[:, it], delta)
+                src = step if src is None else src.index_select(0, step)
             assert src is not None
-            shuffled = b.reshape(ng, c, -1).gather(2, src[:, None, :].expand(ng, c, -1)).reshape(ng, c, h, w)
+            local = src.view(ng, h * w).long().sub_(torch.arange(ng, device=x.device)[:, None] * (h * w))
+            shuffled = b.reshape(ng, c, -1).gather(2, local[:, None, :].expand(ng, c, -1)).reshape(ng, c, h, w)
             return ops.gaussian_blur(shuffled, sigma)
 
         return ops.run_grouped(x, sev, one)
