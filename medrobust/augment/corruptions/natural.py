@@ -879,28 +879,41 @@ class NaturalPixelate(NaturalCorruption):
 def _pixelate(x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
     """PIL box down to ``(hs, ws)`` and box up again, ``(N, C, H, W)`` -> same shape.
 
-    Rows: a weighted sum of the few row runs of each box (whole-row copies); columns: the box
-    matrix and the 0/1 upsampling matrix as two small matmuls; rows up: one row gather. Done in
-    cache-sized chunks on the CPU.
+    Every step works on rows (dim -2), where a gather copies whole contiguous rows: box down the
+    rows (a weighted sum of the few row runs of each box), transpose, box down the former columns
+    the same way, upsample them (PIL's box upsampling picks one source per output), transpose back
+    and upsample the rows straight into the output. Cache-sized chunks on the CPU.
     """
     h, w = x.shape[-2:]
     dev, dt = x.device, x.dtype
-    start, end = _pil_box_runs(h, hs)
-    length = end - start
-    taps = [(torch.as_tensor(np.minimum(start + k, h - 1), device=dev),
-             torch.as_tensor(((k < length) / length).reshape(1, 1, -1, 1), dtype=dt, device=dev))
-            for k in range(int(length.max()))]
-    down_w = torch.as_tensor(_pil_box_matrix(w, ws).T, dtype=dt, device=dev)  # (W, ws)
-    up_w = torch.as_tensor(_pil_box_matrix(ws, w).T, dtype=dt, device=dev)  # (ws, W), one 1 per column
+    down_h, down_w = _box_taps(h, hs, dev, dt), _box_taps(w, ws, dev, dt)
     up_h = torch.as_tensor(_pil_box_up_index(hs, h), device=dev)
+    up_w = torch.as_tensor(_pil_box_up_index(ws, w), device=dev)
 
     def block(xb: torch.Tensor, out: torch.Tensor, i: int) -> None:
-        rows = xb.index_select(2, taps[0][0]).mul_(taps[0][1])
-        for index, weight in taps[1:]:
-            rows.addcmul_(xb.index_select(2, index), weight)
-        out.copy_(torch.matmul(torch.matmul(rows, down_w), up_w).index_select(2, up_h))
+        t = _box_down_rows(xb, down_h)  # (b, C, hs, W)
+        t = _box_down_rows(t.transpose(2, 3), down_w).index_select(2, up_w)  # (b, C, W, hs)
+        torch.index_select(t.transpose(2, 3).contiguous(), 2, up_h, out=out)
 
     return ops.chunked(x, block)
+
+
+def _box_taps(n: int, n_out: int, device: torch.device, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """PIL box downsampling of ``n`` rows to ``n_out`` as taps ``(row index, weight)``: output row
+    ``i`` is the mean of its contiguous run of input rows (tap ``k`` of a shorter run weighs 0)."""
+    start, end = _pil_box_runs(n, n_out)
+    length = end - start
+    return [(torch.as_tensor(np.minimum(start + k, n - 1), device=device),
+             torch.as_tensor(((k < length) / length).reshape(1, 1, -1, 1), dtype=dtype, device=device))
+            for k in range(int(length.max()))]
+
+
+def _box_down_rows(x: torch.Tensor, taps: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Box-downsample dim -2 of ``(b, C, n, W)`` (any strides) with :func:`_box_taps`."""
+    out = x.index_select(2, taps[0][0]).mul_(taps[0][1])
+    for index, weight in taps[1:]:
+        out.addcmul_(x.index_select(2, index), weight)
+    return out
 
 
 @functools.lru_cache(maxsize=128)
@@ -938,19 +951,6 @@ def _pil_box_runs(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
 def _pil_box_up_index(n_in: int, n_out: int) -> np.ndarray:
     """Upsampling with PIL's box filter picks exactly one input pixel per output pixel."""
     return _pil_box_matrix(n_in, n_out).argmax(axis=1)
-
-
-def _box_down(x: torch.Tensor, dim: int, n_out: int) -> torch.Tensor:
-    """PIL box downsampling of one axis: the mean of each output's run, from one cumulative sum."""
-    start, end = _pil_box_runs(x.shape[dim], n_out)
-    shape = [1] * x.ndim
-    shape[dim] = n_out
-    dev = x.device
-    csum = torch.cumsum(x, dim=dim)
-    out = csum.index_select(dim, torch.as_tensor(end - 1, device=dev))
-    before = csum.index_select(dim, torch.as_tensor(np.maximum(start - 1, 0), device=dev))
-    before.mul_(torch.as_tensor((start > 0).astype(np.float64), dtype=x.dtype, device=dev).reshape(shape))
-    return out.sub_(before).mul_(torch.as_tensor(1.0 / (end - start), dtype=x.dtype, device=dev).reshape(shape))
 
 
 @register("natural_jpeg_compression")
