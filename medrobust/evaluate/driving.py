@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .report import _num, _pct
+
 __all__ = ["predict", "predict_logits", "summarize", "evaluate_driving", "comparison_table", "corruption_suite"]
 
 
@@ -281,19 +283,6 @@ def _references() -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------------- tables
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _pct(v: Any) -> str:
-    f = _num(v)
-    return "–" if f is None else f"{100 * f:.2f}"
-
-
 def _mean(values: Sequence[Any]) -> float | None:
     vals = [f for f in (_num(v) for v in values) if f is not None]
     return sum(vals) / len(vals) if vals else None

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["parse_severity"]
+__all__ = ["parse_severity", "lookup"]
 
 
 def parse_severity(severity: Any) -> tuple[int, int]:
@@ -29,3 +29,14 @@ def parse_severity(severity: Any) -> tuple[int, int]:
         "severity: expected an int in 1..5 or a (low, high) pair with 1 <= low <= high <= 5, "
         f"got {severity!r}"
     )
+
+
+def lookup(name: Any, table: dict[str, Any], prefix: str, what: str) -> Any:
+    """``table[name]`` for a corruption name, case-insensitive, with or without its registry
+    ``prefix`` (``"mri_"``, ``"natural_"``); ``ValueError`` listing the names otherwise."""
+    key = name.lower() if isinstance(name, str) else name
+    if isinstance(key, str) and key.startswith(prefix):
+        key = key[len(prefix):]
+    if key not in table:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {list(table)}")
+    return table[key]

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 from ..base import BatchAugment, Params, check_input, device_generator, rand, randint, randn
 from ..registry import register
-from ._common import parse_severity
+from ._common import lookup, parse_severity
 
 __all__ = [
     "NAMES",
@@ -460,12 +460,7 @@ def parameter_table() -> dict[str, dict[str, list[float]]]:
 
 
 def _lookup(name: Any) -> type[MRICorruption]:
-    key = name.lower() if isinstance(name, str) else name
-    if isinstance(key, str) and key.startswith("mri_"):
-        key = key[4:]
-    if key not in CORRUPTIONS:
-        raise ValueError(f"unknown MRI corruption {name!r}; choose one of {NAMES}")
-    return CORRUPTIONS[key]
+    return lookup(name, CORRUPTIONS, "mri_", "MRI corruption")
 
 
 def corrupt_mri(

@@ -91,7 +91,7 @@ import torch.nn.functional as F
 
 from ..base import BatchAugment, Params, device_generator, rand, randint, randn
 from ..registry import register
-from ._common import parse_severity
+from ._common import lookup, parse_severity
 from . import _natural_ops as ops
 from ._frost import frost_bank
 
@@ -1252,12 +1252,7 @@ def parameter_table(table: str = "imagenet") -> dict[str, list[Any]]:
 
 
 def _lookup(name: Any) -> type[NaturalCorruption]:
-    key = name.lower() if isinstance(name, str) else name
-    if isinstance(key, str) and key.startswith("natural_"):
-        key = key[len("natural_"):]
-    if key not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {name!r}; choose one of {NAMES}")
-    return CORRUPTIONS[key]
+    return lookup(name, CORRUPTIONS, "natural_", "corruption")
 
 
 def corrupt(
