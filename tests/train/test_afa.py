@@ -38,9 +38,9 @@ def test_adversarial_step_increases_the_loss():
     core = FourierBasisNoise(mean_strength=2.0)
     params = core.sample_params(x, torch.Generator().manual_seed(0))
     crit = torch.nn.functional.cross_entropy
-    before = float(crit(net(core.apply(x, params)), y))
+    before = float(crit(net(core.apply(x, params)), y).detach())
     adv = adversarial_strengths(net, crit, x, y, core, params, steps=3, step_size=2.0)
-    after = float(crit(net(core.apply(x, adv)), y))
+    after = float(crit(net(core.apply(x, adv)), y).detach())
     assert after > before
     assert (adv["strength"] >= 0).all()
     assert adversarial_strengths(net, crit, x, y, core, params, steps=0) is params
