@@ -6,8 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
-__all__ = ["parse_severity", "lookup"]
+from ..base import rand
+
+__all__ = ["parse_severity", "lookup", "draw_severity", "severity_argument", "corrupt_with"]
 
 
 def parse_severity(severity: Any) -> tuple[int, int]:
@@ -40,3 +43,48 @@ def lookup(name: Any, table: dict[str, Any], prefix: str, what: str) -> Any:
     if key not in table:
         raise ValueError(f"unknown {what} {name!r}; choose one of {list(table)}")
     return table[key]
+
+
+def draw_severity(n: int, severity: tuple[int, int], generator: torch.Generator | None,
+                  device: torch.device) -> torch.Tensor:
+    """``(n,)`` int64 severities uniform in the inclusive ``severity = (low, high)``, from one
+    uniform per sample whatever the range, so the draws after it do not depend on the severity."""
+    low, high = severity
+    u = rand(n, generator=generator, device=device)
+    return (low + torch.floor(u * (high - low + 1))).long().clamp_(low, high)
+
+
+def severity_argument(severity: Any, n: int) -> int | torch.Tensor:
+    """The ``severity`` argument of ``corrupt``/``corrupt_mri``: an int 1..5 (a 0-d tensor counts),
+    or an integer tensor of shape ``(n,)`` with values in 1..5 (returned as is). ``TypeError`` /
+    ``ValueError`` naming ``severity`` otherwise."""
+    if isinstance(severity, torch.Tensor) and severity.ndim == 0:
+        severity = severity.item()
+    if isinstance(severity, torch.Tensor):
+        if severity.dtype == torch.bool or severity.is_floating_point() or severity.is_complex():
+            raise TypeError(f"severity: expected an integer tensor, got dtype {severity.dtype}")
+        if tuple(severity.shape) != (n,):
+            raise ValueError(f"severity: expected shape ({n},) (one per sample), got {tuple(severity.shape)}")
+        if bool(((severity < 1) | (severity > 5)).any()):
+            raise ValueError(f"severity: values must be in 1..5, got {severity.tolist()}")
+        return severity
+    if isinstance(severity, (bool, float)) or not hasattr(severity, "__index__"):
+        raise TypeError(f"severity: expected an int 1..5 or an int tensor of shape ({n},), got {severity!r}")
+    sev = int(severity.__index__())
+    if not 1 <= sev <= 5:
+        raise ValueError(f"severity: expected an int in 1..5, got {sev}")
+    return sev
+
+
+def corrupt_with(core: Any, x: Any, severity: Any, generator: torch.Generator | None) -> torch.Tensor:
+    """The body of ``corrupt``/``corrupt_mri``: validate ``x`` with ``core`` (once), draw its
+    parameters, set the severity (one int or one per sample) and apply. The severity replaces the
+    drawn one, which consumes the same random draws whatever the value, so an int ``s`` gives the
+    same result as a core built with ``severity=s``."""
+    x = core.check(x)
+    sev = severity_argument(severity, x.shape[0])
+    params = core._sample_checked(x, generator)
+    drawn = params["severity"]
+    params["severity"] = (sev.to(device=drawn.device, dtype=torch.long) if isinstance(sev, torch.Tensor)
+                          else torch.full_like(drawn, sev))
+    return core._apply_checked(x, params)

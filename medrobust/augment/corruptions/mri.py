@@ -48,9 +48,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..base import BatchAugment, Params, check_input, device_generator, rand, randint, randn
+from ..base import BatchAugment, Params, device_generator, rand, randint, randn
 from ..registry import register
-from ._common import lookup, parse_severity
+from ._common import corrupt_with, draw_severity, lookup, parse_severity
 
 __all__ = [
     "NAMES",
@@ -117,11 +117,7 @@ class MRICorruption(BatchAugment):
     # -- sampling -------------------------------------------------------------------------------
     def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
         n = x.shape[0]
-        low, high = self.severity
-        # one uniform per sample whatever the range, so the later draws do not depend on severity
-        u = rand(n, generator=generator, device=x.device)
-        sev = (low + torch.floor(u * (high - low + 1))).long().clamp_(low, high)
-        params: Params = {"severity": sev}
+        params: Params = {"severity": draw_severity(n, self.severity, generator, x.device)}
         params.update(self._sample_extra(x, generator))
         return params
 
@@ -483,25 +479,4 @@ def corrupt_mri(
         ValueError: unknown name, severity outside 1..5 or of the wrong shape, wrong input shape.
         TypeError: non-tensor or non-float input, non-integer severity.
     """
-    cls = _lookup(name)
-    x = check_input(x, name="x")
-    n = x.shape[0]
-    if isinstance(severity, torch.Tensor) and severity.ndim == 0:
-        severity = severity.item()  # type: ignore[assignment]
-    if isinstance(severity, torch.Tensor):
-        if severity.dtype == torch.bool or severity.is_floating_point() or severity.is_complex():
-            raise TypeError(f"severity: expected an integer tensor, got dtype {severity.dtype}")
-        if tuple(severity.shape) != (n,):
-            raise ValueError(f"severity: expected shape ({n},) (one per sample), got {tuple(severity.shape)}")
-        if bool(((severity < 1) | (severity > 5)).any()):
-            raise ValueError(f"severity: values must be in 1..5, got {severity.tolist()}")
-        core = cls(severity=(1, 5))
-        params = core.sample_params(x, generator)
-        params["severity"] = severity.to(device=params["severity"].device, dtype=torch.long)
-        return core.apply(x, params)
-    if hasattr(severity, "__index__") and not isinstance(severity, bool):
-        sev = int(severity.__index__())  # type: ignore[union-attr]
-        if not 1 <= sev <= 5:
-            raise ValueError(f"severity: expected an int in 1..5, got {sev}")
-        return cls(severity=sev)(x, generator)
-    raise TypeError(f"severity: expected an int 1..5 or an int tensor of shape ({n},), got {severity!r}")
+    return corrupt_with(_lookup(name)(), x, severity, generator)

@@ -91,7 +91,7 @@ import torch.nn.functional as F
 
 from ..base import BatchAugment, Params, device_generator, rand, randint, randn
 from ..registry import register
-from ._common import lookup, parse_severity
+from ._common import corrupt_with, draw_severity, lookup, parse_severity
 from . import _natural_ops as ops
 from ._frost import frost_bank
 
@@ -222,10 +222,7 @@ class NaturalCorruption(BatchAugment):
     # -- sampling -------------------------------------------------------------------------------
     def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
         n = x.shape[0]
-        low, high = self.severity
-        u = rand(n, generator=generator, device=x.device)  # one uniform, whatever the range
-        sev = (low + torch.floor(u * (high - low + 1))).long().clamp_(low, high)
-        params: Params = {"severity": sev}
+        params: Params = {"severity": draw_severity(n, self.severity, generator, x.device)}
         params.update(self._sample_extra(x, generator))
         return params
 
@@ -1279,29 +1276,4 @@ def corrupt(
             shape or channel count, values outside [0, 1] (e.g. a 0..255 image).
         TypeError: non-tensor or non-float input, non-integer severity.
     """
-    cls = _lookup(name)
-    table = _check_table(table)
-    if isinstance(severity, torch.Tensor) and severity.ndim == 0:
-        severity = severity.item()  # type: ignore[assignment]
-    if isinstance(severity, torch.Tensor):
-        if severity.dtype == torch.bool or severity.is_floating_point() or severity.is_complex():
-            raise TypeError(f"severity: expected an integer tensor, got dtype {severity.dtype}")
-        if severity.numel() and bool(((severity < 1) | (severity > 5)).any()):
-            raise ValueError(f"severity: values must be in 1..5, got {severity.tolist()}")
-        core = cls(severity=(1, 5), table=table)
-    elif isinstance(severity, (bool, float)) or not hasattr(severity, "__index__"):
-        raise TypeError(f"severity: expected an int 1..5 or an int tensor of shape (N,), got {severity!r}")
-    else:
-        sev = int(severity.__index__())  # type: ignore[union-attr]
-        if not 1 <= sev <= 5:
-            raise ValueError(f"severity: expected an int in 1..5, got {sev}")
-        core = cls(severity=sev, table=table)
-    x = core.check(x)  # validated once for both steps
-    params = core._sample_checked(x, generator)
-    if isinstance(severity, torch.Tensor):
-        if tuple(severity.shape) != (x.shape[0],):
-            raise ValueError(
-                f"severity: expected shape ({x.shape[0]},) (one per sample), got {tuple(severity.shape)}"
-            )
-        params["severity"] = severity.to(device=params["severity"].device, dtype=torch.long)
-    return core._apply_checked(x, params)
+    return corrupt_with(_lookup(name)(table=_check_table(table)), x, severity, generator)
