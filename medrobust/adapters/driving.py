@@ -374,18 +374,14 @@ def train_driving(cfg: DrivingConfig, *, resume: bool = False, progress: bool = 
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu", checkpoint: str = "best.pt") -> tuple[DrivingConfig, torch.nn.Module]:
     """``run_dir/config.yaml`` and the model with the weights of ``run_dir/<checkpoint>``, in eval mode."""
     from ..config import load_config
+    from ..models.factory import load_weights
+    from ..train.loop import run_paths
 
-    run_dir = Path(run_dir)
-    cfg_path, ckpt_path = run_dir / "config.yaml", run_dir / checkpoint
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no config.yaml (is this a run directory from `medrobust train`?)")
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no {checkpoint}; train first or pass another checkpoint")
+    cfg_path, ckpt_path = run_paths(run_dir, checkpoint)
     cfg = load_config(cfg_path, model=DrivingConfig)
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"weights": None, "encoder_weights": None})})
     model = build_model(cfg)
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"] if "model" in state else state)
+    load_weights(model, ckpt_path, what="checkpoint")
     return cfg, model.to(device).eval()
 
 

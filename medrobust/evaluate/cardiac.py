@@ -50,18 +50,13 @@ def normalise_volume(vol: np.ndarray | torch.Tensor, axes: tuple[int, ...] | Non
 def load_run(run_dir: str | Path, device: torch.device, checkpoint: str = "best.pt") -> tuple[ExperimentConfig, torch.nn.Module]:
     """Load ``run_dir/config.yaml`` and the model weights from ``run_dir/<checkpoint>`` (weights_only)."""
     from ..adapters.cardiac import build_model
+    from ..models.factory import load_weights
+    from ..train.loop import run_paths
 
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
-    ckpt_path = run_dir / checkpoint
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no config.yaml (is this a run directory from `medrobust train`?)")
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no {checkpoint}; train first or pass another checkpoint")
+    cfg_path, ckpt_path = run_paths(run_dir, checkpoint)
     cfg = load_config(cfg_path)
     model = build_model(cfg.model_copy(update={"model": cfg.model.model_copy(update={"weights": None})}))
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"] if "model" in state else state)
+    load_weights(model, ckpt_path, what="checkpoint")
     return cfg, model.to(device).eval()
 
 

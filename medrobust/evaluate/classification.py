@@ -84,20 +84,13 @@ def load_run(run_dir: str | Path, num_classes: int, device: torch.device, checkp
     """``(cfg, model)`` from ``run_dir/config.yaml`` and ``run_dir/<checkpoint>`` (weights_only)."""
     from ..adapters.classification import ClassificationConfig, build_model
     from ..config import load_config
+    from ..models.factory import load_weights
+    from ..train.loop import run_paths
 
-    run_dir = Path(run_dir)
-    cfg_path, ckpt_path = run_dir / "config.yaml", run_dir / checkpoint
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no config.yaml (is this a run directory from `medrobust train`?)")
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no {checkpoint}; train first or pass another checkpoint")
+    cfg_path, ckpt_path = run_paths(run_dir, checkpoint)
     cfg = load_config(cfg_path, model=ClassificationConfig)
     model = build_model(cfg.model_copy(update={"model": cfg.model.model_copy(update={"weights": None})}), num_classes)
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    try:
-        model.load_state_dict(state["model"] if "model" in state else state)
-    except RuntimeError as err:
-        raise ValueError(f"{ckpt_path}: does not match the model of {cfg_path} with {num_classes} classes: {err}") from None
+    load_weights(model, ckpt_path, what="checkpoint", detail=f" of {cfg_path} with {num_classes} classes")
     return cfg, model.to(device).eval()
 
 

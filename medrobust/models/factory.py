@@ -13,21 +13,27 @@ __all__ = ["create_segmentation_model", "load_weights", "SEGMENTATION_MODELS"]
 SEGMENTATION_MODELS = ("monai_unet", "smp_unet", "smp_deeplabv3plus")
 
 
-def load_weights(model: torch.nn.Module, path: str | Path, *, strict: bool = True) -> torch.nn.Module:
-    """Load a local ``state_dict`` (``weights_only=True``); a checkpoint dict with a ``model`` key works too."""
+def load_weights(model: torch.nn.Module, path: str | Path, *, strict: bool = True, what: str = "model.weights",
+                 detail: str = "") -> torch.nn.Module:
+    """Load a local ``state_dict`` (``weights_only=True``); a checkpoint dict with a ``model`` key
+    (what :func:`medrobust.train.loop.fit` writes) works too.
+
+    Errors name ``what`` (the config key or role of the file) and the path; ``detail`` is added to
+    the message when the weights do not fit the model (e.g. which config built it).
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"model.weights: {path} does not exist")
+        raise FileNotFoundError(f"{what}: {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f"model.weights: cannot read {path}: {err}") from err
+        raise ValueError(f"{what}: cannot read {path}: {err}") from err
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as err:
-        raise ValueError(f"model.weights: {path} does not match the model: {err}") from err
+        raise ValueError(f"{what}: {path} does not match the model{detail}: {err}") from err
     return model
 
 

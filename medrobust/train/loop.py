@@ -33,6 +33,7 @@ from ..io import append_jsonl, atomic_torch_save, read_jsonl
 
 __all__ = [
     "fit_config",
+    "run_paths",
     "StepBatchSampler",
     "SeededDataset",
     "DistEnv",
@@ -416,3 +417,15 @@ def fit_config(cfg: Any, *, model: torch.nn.Module, train_set: Any, collate: Any
         num_workers=cfg.data.num_workers, resume=resume, metric_name=metric_name, progress=progress,
         stop_after=stop_after,
     )
+
+
+def run_paths(run_dir: str | Path, checkpoint: str = "best.pt") -> tuple[Path, Path]:
+    """``run_dir/config.yaml`` and ``run_dir/<checkpoint>`` of a training run, each checked to exist
+    (``FileNotFoundError`` naming the run directory and what is missing)."""
+    run_dir = Path(run_dir)
+    cfg_path, ckpt_path = run_dir / "config.yaml", run_dir / checkpoint
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.yaml (is this a run directory from `medrobust train`?)")
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {checkpoint}; train first or pass another checkpoint")
+    return cfg_path, ckpt_path
