@@ -568,7 +568,9 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
     results["files"] = {"markdown": str(out_dir / "report.md"), "json": str(out_dir / "report.json"),
                         "figures": [str(f) for f in figures]}
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "report.json", _json_safe(results))
+    from ..evaluate.report import _sanitize
+
+    atomic_write_json(out_dir / "report.json", _sanitize(results))
     atomic_write_text(out_dir / "report.md", _markdown(results))
     return results
 
@@ -577,16 +579,6 @@ def evaluate_blur_runs(runs: Mapping[str, str], *, out_dir: str | Path, override
                        corrupted_root: str | None = None, device: str = "auto", progress: bool = True) -> dict[str, Any]:
     """``medrobust evaluate --run NAME=DIR ...`` entry point (``corrupted_root``: another data folder)."""
     return evaluate_blur(dict(runs), out_dir, data_root=corrupted_root, overrides=overrides, device=device, progress=progress)
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    return obj
 
 
 def _published_references() -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .report import _num, _pct
+from .report import _new_figure, _num, _pct, _sanitize, _save_figure
 
 __all__ = ["predict", "predict_logits", "summarize", "evaluate_driving", "comparison_table", "corruption_suite"]
 
@@ -364,24 +364,6 @@ def _references_md(refs: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------- figures
-def _figure(size: tuple[float, float]) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=size, dpi=100)
-
-
-def _save(fig: Any, path: Path) -> Path:
-    from ..io import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    return path
-
-
 def plot_class_iou(results: Mapping[str, Any], path: str | Path) -> Path:
     """Per-class IoU bars: one panel per domain (source, targets), one bar colour per model."""
     import matplotlib as mpl
@@ -390,7 +372,7 @@ def plot_class_iou(results: Mapping[str, Any], path: str | Path) -> Path:
     models = results["models"]
     first = next(iter(models.values()))
     panels = ["source", *list((first.get("targets") or {}).keys())]
-    fig = _figure((12, 2.6 * len(panels) + 0.6))
+    fig = _new_figure((12, 2.6 * len(panels) + 0.6))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     colors = mpl.colormaps["tab10"].colors
     width = 0.8 / max(1, len(models))
@@ -409,7 +391,7 @@ def plot_class_iou(results: Mapping[str, Any], path: str | Path) -> Path:
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8, loc="upper right", frameon=False)
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return _save_figure(fig, Path(path))
 
 
 def plot_miou_vs_severity(results: Mapping[str, Any], path: str | Path) -> Path | None:
@@ -424,7 +406,7 @@ def plot_miou_vs_severity(results: Mapping[str, Any], path: str | Path) -> Path 
         return None
     ncols = min(5, len(corrs))
     nrows = math.ceil(len(corrs) / ncols)
-    fig = _figure((3.0 * ncols, 2.5 * nrows + 0.4))
+    fig = _new_figure((3.0 * ncols, 2.5 * nrows + 0.4))
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
     colors = mpl.colormaps["tab10"].colors
     for i, c in enumerate(corrs):
@@ -443,7 +425,7 @@ def plot_miou_vs_severity(results: Mapping[str, Any], path: str | Path) -> Path 
     for row in axes:
         row[0].set_ylabel("mIoU (%)")
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return _save_figure(fig, Path(path))
 
 
 def plot_predictions(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
@@ -456,7 +438,7 @@ def plot_predictions(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Pat
     ncols = 2 + len(models)
     h, w = rows[0]["label"].shape
     aspect = w / h
-    fig = _figure((2.2 * aspect * ncols, 2.2 * len(rows) + 0.8))
+    fig = _new_figure((2.2 * aspect * ncols, 2.2 * len(rows) + 0.8))
     axes = fig.subplots(len(rows), ncols, squeeze=False)
     for i, r in enumerate(rows):
         panels = [np.clip(r["image"], 0, 1), colorize(r["label"]), *[colorize(r["preds"][m]) for m in models]]
@@ -472,7 +454,7 @@ def plot_predictions(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Pat
     handles = [Patch(facecolor=PALETTE[k] / 255.0, label=n) for k, n in enumerate(CLASS_NAMES)]
     fig.legend(handles=handles, loc="lower center", ncol=10, frameon=False, fontsize=7)
     fig.tight_layout(rect=(0, 0.6 / (2.2 * len(rows) + 0.8), 1, 1))
-    return _save(fig, Path(path))
+    return _save_figure(fig, Path(path))
 
 
 def write_driving_report(out_dir: str | Path, results: dict[str, Any], grid_rows: Sequence[Mapping[str, Any]] = ()) -> dict[str, Path]:
@@ -517,17 +499,3 @@ def write_driving_report(out_dir: str | Path, results: dict[str, Any], grid_rows
     md += ["## Figures", ""] + [f"![{k}](figures/{v.name})\n" for k, v in figs.items()]
     atomic_write_text(files["markdown"], "\n".join(md).rstrip() + "\n")
     return files
-
-
-def _sanitize(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _sanitize(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_sanitize(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (np.generic, np.ndarray)):
-        return _sanitize(obj.tolist())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    return obj

@@ -299,6 +299,7 @@ def _new_figure(figsize: tuple[float, float]) -> Any:
 
 def _save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 100) -> Path:
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     return path
