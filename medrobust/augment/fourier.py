@@ -124,7 +124,8 @@ class FourierBasisNoise(BatchAugment):
             theta = params["orientation"].to(x.dtype)
             a = (2 * math.pi * freq / h * torch.cos(theta))[..., None] * _grid(h, x.device, x.dtype)  # (N, C, H)
             b = (2 * math.pi * freq / w * torch.sin(theta))[..., None] * _grid(w, x.device, x.dtype) - math.pi / 4
-            if x.device.type != "cpu" if direct is None else direct:
+            use_direct = x.device.type != "cpu" if direct is None else direct
+            if use_direct:
                 # accelerators: one full-size sin and a norm (~10 kernels instead of ~35 small ones;
                 # the launch count, not the arithmetic, sets the time there)
                 wave = torch.sin(a[..., :, None] + b[..., None, :])

@@ -218,8 +218,8 @@ def test_device_and_generator_device(device):
         y = corrupt(x, name, 3, table="cifar", generator=gen(0))
         assert y.device == x.device
         torch.testing.assert_close(y, corrupt(x, name, 3, table="cifar", generator=gen(0)), rtol=0, atol=0)
-        ref = corrupt(x.cpu(), name, 3, table="cifar", generator=gen(0))
         if device == "cpu" or name not in BULK_NOISE:
+            ref = corrupt(x.cpu(), name, 3, table="cifar", generator=gen(0))
             close = ((y.cpu() - ref).abs() < 1e-4).float().mean()
             assert close > 0.999, f"{name}: {device} and CPU disagree on {1 - float(close):.2%} of values"
         else:  # 24 images: seed-to-seed spread of the mean change is < 5 % (spatter: < 13 %)

@@ -426,7 +426,7 @@ class NaturalGlassBlur(NaturalCorruption):
     the far end) meant to swap each pixel with a random neighbour; with NumPy's tuple assignment
     on pixel views it only copies the neighbour's current value (also in imagecorruptions' numba
     version). That sequential copy is reproduced exactly, for the whole batch at once, by
-    following each pixel's chain of copies (:func:`_natural_ops.glass_shuffle_map`); the random
+    following each pixel's chain of copies (:func:`_natural_ops.glass_shuffle_global`); the random
     steps come from one stored uniform per pixel and pass.
 
     ==========  ===============  ==============
