@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..base import rand
+from ..base import BatchAugment, Params, rand
 
-__all__ = ["parse_severity", "lookup", "draw_severity", "severity_argument", "corrupt_with"]
+__all__ = ["SeverityCore", "parse_severity", "lookup", "draw_severity", "severity_argument", "corrupt_with"]
 
 
 def parse_severity(severity: Any) -> tuple[int, int]:
@@ -74,6 +74,27 @@ def severity_argument(severity: Any, n: int) -> int | torch.Tensor:
     if not 1 <= sev <= 5:
         raise ValueError(f"severity: expected an int in 1..5, got {sev}")
     return sev
+
+
+class SeverityCore(BatchAugment):
+    """Base of the MRI and natural-image corruption cores: a severity, an int 1..5 (fixed) or an
+    inclusive ``(low, high)`` pair drawn per sample, and random draws that never depend on it.
+
+    Params always hold ``severity`` (``(N,)`` int64); subclasses add their draws in
+    ``_sample_extra``.
+    """
+
+    def __init__(self, *, severity: int | tuple[int, int] = (1, 5), p: float = 1.0) -> None:
+        super().__init__(p=p)
+        self.severity = parse_severity(severity)
+
+    def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
+        params: Params = {"severity": draw_severity(x.shape[0], self.severity, generator, x.device)}
+        params.update(self._sample_extra(x, generator))
+        return params
+
+    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
+        return {}
 
 
 def corrupt_with(core: Any, x: Any, severity: Any, generator: torch.Generator | None) -> torch.Tensor:

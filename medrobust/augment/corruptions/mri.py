@@ -48,9 +48,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..base import BatchAugment, Params, device_generator, rand, randint, randn
+from ..base import Params, device_generator, rand, randint, randn
 from ..registry import register
-from ._common import corrupt_with, draw_severity, lookup, parse_severity
+from ._common import SeverityCore, corrupt_with, lookup
 
 __all__ = [
     "NAMES",
@@ -93,7 +93,7 @@ def _per_sample(v: torch.Tensor, ndim: int) -> torch.Tensor:
     return v.reshape(-1, *([1] * (ndim - 1)))
 
 
-class MRICorruption(BatchAugment):
+class MRICorruption(SeverityCore):
     """Base of the MRI corruptions: per-sample severity plus a severity-indexed parameter table.
 
     Args:
@@ -109,20 +109,6 @@ class MRICorruption(BatchAugment):
     name: ClassVar[str] = ""
     #: parameter name -> values for severities 1..5
     table: ClassVar[dict[str, tuple[float, ...]]] = {}
-
-    def __init__(self, *, severity: int | tuple[int, int] = (1, 5), p: float = 1.0) -> None:
-        super().__init__(p=p)
-        self.severity = parse_severity(severity)
-
-    # -- sampling -------------------------------------------------------------------------------
-    def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
-        n = x.shape[0]
-        params: Params = {"severity": draw_severity(n, self.severity, generator, x.device)}
-        params.update(self._sample_extra(x, generator))
-        return params
-
-    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
-        return {}
 
     # -- application ----------------------------------------------------------------------------
     def value(self, key: str, params: Params, x: torch.Tensor) -> torch.Tensor:

@@ -89,9 +89,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..base import BatchAugment, Params, device_generator, rand, randint, randn
+from ..base import Params, device_generator, rand, randint, randn
 from ..registry import register
-from ._common import corrupt_with, draw_severity, lookup, parse_severity
+from ._common import SeverityCore, corrupt_with, lookup
 from . import _natural_ops as ops
 from ._frost import frost_bank
 
@@ -186,7 +186,7 @@ def _pv(v: torch.Tensor) -> torch.Tensor:
     return v.reshape(-1, 1, 1, 1)
 
 
-class NaturalCorruption(BatchAugment):
+class NaturalCorruption(SeverityCore):
     """Base of the natural-image corruptions.
 
     Args:
@@ -208,8 +208,7 @@ class NaturalCorruption(BatchAugment):
     levels: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     def __init__(self, *, severity: int | tuple[int, int] = (1, 5), table: str = "imagenet", p: float = 1.0) -> None:
-        super().__init__(p=p)
-        self.severity = parse_severity(severity)
+        super().__init__(severity=severity, p=p)
         self.table = _check_table(table)
 
     # -- validation -----------------------------------------------------------------------------
@@ -218,16 +217,6 @@ class NaturalCorruption(BatchAugment):
         # remembered for _apply, which needs to know whether to clamp (saves a pass over the data)
         self._checked_range = (x.data_ptr(), x._version, tuple(x.shape), x.dtype, lo, hi)
         return x
-
-    # -- sampling -------------------------------------------------------------------------------
-    def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
-        n = x.shape[0]
-        params: Params = {"severity": draw_severity(n, self.severity, generator, x.device)}
-        params.update(self._sample_extra(x, generator))
-        return params
-
-    def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
-        return {}
 
     # -- helpers --------------------------------------------------------------------------------
     @property
