@@ -264,19 +264,11 @@ def cmd_blur_deblur(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry (``python -m medrobust.cli_blur blur ...``), same error handling as the main CLI."""
-    import sys
+    """Stand-alone entry (``python -m medrobust.cli_blur blur ...``): the main CLI, which has the
+    ``blur`` subcommand and its error handling."""
+    from .cli import main as cli_main
 
-    from .config import ConfigError
-
-    parser = argparse.ArgumentParser(prog="medrobust")
-    add_blur_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"medrobust {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return cli_main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
