@@ -2,7 +2,7 @@
 
 * ``load_config(path, overrides)`` reads YAML with ``yaml.safe_load``, applies ``--set a.b=c``
   overrides (values parsed as YAML: ``true``, ``3``, ``[1, 3]``), and validates into
-  :class:`ExperimentConfig`. Unknown or mistyped keys raise :class:`ConfigError` with the dotted
+  the task's config model (:func:`medrobust.tasks.load_config` picks it from ``task:``). Unknown or mistyped keys raise :class:`ConfigError` with the dotted
   path and, for unknown keys, the keys allowed there.
 * ``augment`` entries are checked against the augmentation registry at load time
   (``augment[0].mixing``), so a typo fails before any training starts.
@@ -13,9 +13,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,14 +26,20 @@ from .io import atomic_write_text
 __all__ = [
     "ConfigError",
     "Strict",
-    "ExperimentConfig",
     "load_config",
     "apply_overrides",
     "parse_override",
     "save_config",
     "validate",
-    "TASK_CONFIGS",
-    "register_task_config",
+    "read_yaml",
+    "resolve_config_path",
+    "packaged_configs",
+    "RunBase",
+    "ExperimentBase",
+    "EvaluateBase",
+    "TrainBase",
+    "ConsistencyConfig",
+    "AFAConfig",
 ]
 
 
@@ -47,45 +54,6 @@ class Strict(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------- sections
-class SyntheticConfig(Strict):
-    """The embedded default cohort, written in the ACDC layout when ``data.root`` is null."""
-
-    n_train: int = Field(12, ge=2)
-    n_test: int = Field(4, ge=1)
-    size: tuple[int, int] = (96, 96)
-    n_slices: int = Field(6, ge=1)
-    seed: int = 0
-
-
-class DataConfig(Strict):
-    root: str | None = None  # null: the embedded synthetic cohort
-    shifted_root: str | None = None  # a second cohort from another domain (null: synthetic shifted)
-    mode: Literal["2d", "3d"] = "2d"
-    spatial_size: tuple[int, ...] = (96, 96)
-    pixel_spacing: float | None = None  # in-plane resampling target in mm (null: keep)
-    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
-    split_seed: int = 0
-    num_workers: int = Field(0, ge=0)
-    synthetic: SyntheticConfig = SyntheticConfig()
-
-    @field_validator("split")
-    @classmethod
-    def _split_sums(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
-            raise ValueError(f"train/val/test fractions must be >= 0 and sum to 1, got {list(v)}")
-        return v
-
-
-class ModelConfig(Strict):
-    name: Literal["monai_unet", "smp_unet", "smp_deeplabv3plus"] = "monai_unet"
-    channels: tuple[int, ...] = (16, 32, 64, 128)  # monai_unet
-    strides: tuple[int, ...] = (2, 2, 2)  # monai_unet
-    num_res_units: int = 1  # monai_unet
-    dropout: float = 0.0
-    encoder_name: str = "resnet18"  # smp models
-    weights: str | None = None  # local state_dict path (never downloaded)
-
-
 class ConsistencyConfig(Strict):
     name: Literal["kl_to_mean", "jsd"] = "kl_to_mean"
     weight: float = Field(10.0, ge=0)
@@ -124,12 +92,6 @@ class TrainBase(Strict):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
-class TrainConfig(TrainBase):
-    lr: float = Field(2e-3, gt=0)
-    ce_weight: float = 1.0
-    dice_weight: float = 1.0
-
-
 class EvaluateBase(Strict):
     """Fields every task's ``evaluate:`` section shares: the severities (1..5, de-duplicated and
     sorted) and the seed of the on-the-fly corruptions."""
@@ -145,19 +107,46 @@ class EvaluateBase(Strict):
         return sorted(set(v))
 
 
-class ExperimentBase(Strict):
-    """What every training task's config shares: name, task, seed, output directory, the
-    augmentation cores (validated by the registry) and an optional consistency loss.
+class RunBase(Strict):
+    """What every task's config shares: name, task, seed and output directory (``run_dir``).
+
+    ``legacy_names`` maps names the task had in earlier releases to the keys they imply; a config or
+    run directory that still says ``task: <old>`` validates as the current task with those keys set,
+    and a one-line note on stderr asks to rename it.
+    """
+
+    #: earlier task names -> ``{dotted key: value}`` they imply (e.g. ``{"cifar10": {"data.dataset": "cifar10"}}``)
+    legacy_names: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    name: str = "experiment"
+    task: str
+    seed: int = 0
+    output_dir: str = "runs"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_task_name(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("task") not in cls.legacy_names:
+            return data
+        old = data["task"]
+        data = {**data, "task": cls.model_fields["task"].default}
+        keys = cls.legacy_names[old]
+        apply_overrides(data, [f"{k}={v}" for k, v in keys.items()])
+        if os.environ.get("MEDROBUST_QUIET_LEGACY") != "1":
+            extra = "".join(f", {k}: {v}" for k, v in keys.items())
+            print(f"medrobust: note: 'task: {old}' is now 'task: {data['task']}'{extra} (read as such; rename it in "
+                  "the config)", file=sys.stderr)
+        return data
+
+class ExperimentBase(RunBase):
+    """A training task's config: :class:`RunBase` plus the augmentation cores (validated by the
+    registry) and an optional consistency loss.
 
     Task configs add ``data``, ``model``, ``train``, ``evaluate`` (and ``afa`` where supported).
     Checks: ``consistency`` needs at least one core in ``augment``; ``consistency`` and ``afa``
     exclude each other (AFA's consistency is ``afa.mode: jsd``).
     """
 
-    name: str = "experiment"
-    task: str
-    seed: int = 0
-    output_dir: str = "runs"
     augment: list[dict[str, Any]] = []
     consistency: ConsistencyConfig | None = None
 
@@ -178,29 +167,6 @@ class ExperimentBase(Strict):
             raise ValueError("consistency: needs at least one augmentation core in 'augment'")
         return self
 
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.name
-
-
-class EvaluateConfig(EvaluateBase):
-    corruptions: Literal["all"] | list[str] = "all"
-    hd95: bool = True
-    shifted: bool = True
-    batch_size: int = Field(16, ge=1)
-    sw_batch_size: int = Field(4, ge=1)  # sliding window inference (3d mode)
-    grid_cases: int = Field(3, ge=0)  # rows of the image/prediction figure
-
-
-class ExperimentConfig(ExperimentBase):
-    """``task: acdc`` experiment config (``configs/acdc/*.yaml``)."""
-
-    task: Literal["acdc"] = "acdc"
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    afa: AFAConfig | None = None
-    train: TrainConfig = TrainConfig()
-    evaluate: EvaluateConfig = EvaluateConfig()
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -251,7 +217,7 @@ def _format_errors(err: ValidationError, model: type[BaseModel], source: str) ->
     return f"{source}: invalid config:\n  " + "\n  ".join(lines)
 
 
-def validate(data: Mapping[str, Any], *, source: str = "<config>", model: type[BaseModel] = ExperimentConfig) -> Any:
+def validate(data: Mapping[str, Any], *, source: str = "<config>", model: type[BaseModel]) -> Any:
     """Validate a plain dict into ``model``, raising :class:`ConfigError` with dotted paths."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
@@ -310,6 +276,28 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return data
 
 
+#: the recipes shipped with the package (``configs/<task>/...yaml`` in the repository)
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def packaged_configs() -> list[str]:
+    """Names of the shipped recipes, e.g. ``cardiac/randconv``, ``classification/digits/baseline``."""
+    return sorted(str(p.relative_to(PACKAGED_CONFIGS).with_suffix("")) for p in PACKAGED_CONFIGS.rglob("*.yaml"))
+
+
+def resolve_config_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` when it exists, else the shipped recipe it names (``cardiac/randconv``,
+    ``configs/cardiac/randconv.yaml``), so recipes work from an installed wheel in any directory."""
+    p = Path(path)
+    if p.exists():
+        return p
+    name = p.as_posix().removeprefix("configs/").removesuffix(".yaml")
+    shipped = PACKAGED_CONFIGS / f"{name}.yaml"
+    if name and not p.is_absolute() and shipped.is_file():
+        return shipped
+    raise ConfigError(f"{path}: config file not found (nor a shipped recipe: {', '.join(packaged_configs())})")
+
+
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML mapping with ``safe_load``; errors name the file."""
     path = Path(path)
@@ -326,46 +314,21 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-#: task name -> config model; task families register theirs with :func:`register_task_config`
-TASK_CONFIGS: dict[str, type[BaseModel]] = {}
-
-
-def register_task_config(task: str, model: type[BaseModel]) -> None:
-    """Make ``task: <task>`` in a YAML file validate into ``model`` (a :class:`Strict` subclass)."""
-    TASK_CONFIGS[task] = model
-
-
-def _model_for(data: Mapping[str, Any], source: str) -> type[BaseModel]:
-    task = data.get("task", "acdc")
-    if task not in TASK_CONFIGS:
-        import importlib
-
-        from .runners import CONFIG_MODULES
-
-        if task in CONFIG_MODULES:  # the task family registers its config model on import
-            importlib.import_module(CONFIG_MODULES[task])
-    if task not in TASK_CONFIGS:
-        from .runners import CONFIG_MODULES
-
-        raise ConfigError(f"{source}: unknown task {task!r}; choose one of {sorted(set(TASK_CONFIGS) | set(CONFIG_MODULES))}")
-    return TASK_CONFIGS[task]
-
-
 def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: Sequence[str] = (),
     *,
-    model: type[BaseModel] | None = None,
+    model: type[BaseModel],
 ) -> Any:
-    """Load ``path`` (or the defaults when None), apply ``overrides``, validate.
+    """Load ``path`` (or the defaults when None), apply ``overrides``, validate into ``model``.
 
-    The config model is ``model`` when given, else the one registered for the file's ``task`` key
-    (default ``acdc``: :class:`ExperimentConfig`).
+    :func:`medrobust.tasks.load_config` picks ``model`` from the file's ``task:`` key.
     """
+    path = resolve_config_path(path) if path is not None else None
     data = read_yaml(path) if path is not None else {}
     apply_overrides(data, overrides)
     source = str(path) if path is not None else "<defaults>"
-    return validate(data, source=source, model=model or _model_for(data, source))
+    return validate(data, source=source, model=model)
 
 
 def save_config(cfg: BaseModel, path: str | os.PathLike[str]) -> None:
@@ -373,5 +336,3 @@ def save_config(cfg: BaseModel, path: str | os.PathLike[str]) -> None:
     data = cfg.model_dump(mode="json")
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
-
-register_task_config("acdc", ExperimentConfig)

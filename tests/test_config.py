@@ -1,7 +1,9 @@
 import pytest
 import yaml
 
-from medrobust.config import ConfigError, ExperimentConfig, apply_overrides, load_config, save_config
+from medrobust.config import ConfigError, apply_overrides, save_config
+from medrobust.tasks import load_config
+from medrobust.tasks.cardiac import CardiacConfig
 
 
 def write(tmp_path, text, name="c.yaml"):
@@ -13,7 +15,7 @@ def write(tmp_path, text, name="c.yaml"):
 def test_defaults_and_overrides(tmp_path):
     cfg = load_config(write(tmp_path, "name: a\ntrain: {steps: 7}\naugment: [{name: randconv, mixing: true}]\n"),
                       ["train.lr=0.5", "augment.0.kernel_sizes=[3, 5]", "consistency.weight=5", "data.root=null"])
-    assert isinstance(cfg, ExperimentConfig)
+    assert isinstance(cfg, CardiacConfig)
     assert cfg.train.steps == 7 and cfg.train.lr == 0.5
     assert cfg.augment == [{"name": "randconv", "mixing": True, "kernel_sizes": [3, 5]}]
     assert cfg.consistency.weight == 5 and cfg.consistency.views == 3

@@ -1,29 +1,29 @@
 """Shared augmentation cores: batched tensor code for CPU and CUDA.
 
-Public API: :class:`BatchAugment`, :class:`RandConv`, :class:`GIN`, :class:`IPA`, :func:`build`.
+Public API: :class:`BatchAugment`, the registered cores (:data:`REGISTRY`, :func:`build`,
+:func:`validate`), :func:`corrupt` / :func:`corruption_names` (natural-image corruptions). The
+package is pure: it imports torch, NumPy and SciPy only, reads no files and knows no task.
+
+Every module that defines cores is imported below, so importing this package registers them all;
+``tests/augment/test_registry_complete.py`` fails when a module (or a core) is left out.
 """
 
 from .base import BatchAugment, check_input, select_params
-from .registry import REGISTRY, Compose, available, build, register
+from .registry import REGISTRY, Compose, available, build, register, validate
 
-__all__ = ["BatchAugment", "check_input", "select_params", "REGISTRY", "Compose", "available", "build", "register"]
+__all__ = ["BatchAugment", "check_input", "select_params", "REGISTRY", "Compose", "available", "build", "register",
+           "validate"]
 
-from .gin import GIN, IPA  # noqa: E402  (registers the cores)
+# the modules that define (and so register) cores
+from . import augmix, blur, dfm, fourier, gin, randconv  # noqa: E402,F401
+from .corruptions import mri, natural  # noqa: E402,F401
+from .augmix import AugMix  # noqa: E402
+from .blur import DefocusBlur, LatentBlur  # noqa: E402
+from .corruptions.natural import corrupt, corruption_names  # noqa: E402
+from .dfm import DFMX  # noqa: E402
+from .fourier import AmplitudeMix, BandFilter, FourierBasisNoise  # noqa: E402
+from .gin import GIN, IPA  # noqa: E402
 from .randconv import RandConv  # noqa: E402
 
-__all__ += ["GIN", "IPA", "RandConv"]
-from .corruptions import mri  # noqa: E402,F401  (registers the mri_* corruption cores)
-from .fourier import AmplitudeMix, BandFilter, FourierBasisNoise  # noqa: E402
-
-__all__ += ["AmplitudeMix", "BandFilter", "FourierBasisNoise"]
-from .dfm import DFMX  # noqa: E402
-
-__all__ += ["DFMX"]
-from .augmix import AugMix  # noqa: E402
-
-__all__ += ["AugMix"]
-from .corruptions import natural  # noqa: E402,F401  (registers the natural_* corruption cores)
-from .corruptions.natural import corrupt, corruption_names  # noqa: E402
-
-__all__ += ["corrupt", "corruption_names"]
-from .blur import DefocusBlur, LatentBlur  # noqa: E402,F401  (registers defocus_psf, latent_blur)
+__all__ += ["AugMix", "DefocusBlur", "LatentBlur", "corrupt", "corruption_names", "DFMX", "AmplitudeMix",
+            "BandFilter", "FourierBasisNoise", "GIN", "IPA", "RandConv"]

@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from .functional.conv import fold_batch, grouped_conv  # re-exported: the cores' historical import path
+
 Params = dict[str, Any]
 
 __all__ = [
@@ -38,6 +40,10 @@ __all__ = [
     "randint",
     "choice",
     "device_generator",
+    "per_sample_view",
+    "as_range",
+    "fold_batch",
+    "grouped_conv",
 ]
 
 
@@ -171,8 +177,15 @@ class BatchAugment(torch.nn.Module):
 
     #: spatial dimensionalities the core supports (2 = images, 3 = volumes)
     spatial_dims: ClassVar[tuple[int, ...]] = (2, 3)
-    #: keyword arguments the shared contract test builds the core with (defaults when empty)
-    contract_kwargs: ClassVar[dict[str, Any]] = {}
+    #: True for bases and combinators that are not registered themselves (``class B(BatchAugment,
+    #: abstract=True)``); set on every class, never inherited. Every other core must be registered.
+    abstract: ClassVar[bool] = True
+    #: the name :func:`~medrobust.augment.registry.register` gave the class (None: unregistered)
+    registry_name: ClassVar[str | None] = None
+    #: constructor arguments that take data (tensors, networks) rather than settings; a config can
+    #: only name them by a file path, which the task layer loads before ``build`` (augment reads no
+    #: files; :func:`~medrobust.augment.registry.validate` checks such entries without them)
+    data_args: ClassVar[tuple[str, ...]] = ()
     #: whether the output stays in [0, 1] for inputs in [0, 1] (checked by the contract test)
     keeps_range: ClassVar[bool] = True
     #: whether a sample's output depends on other samples of the batch (amplitude mixing, mixup):
@@ -181,6 +194,10 @@ class BatchAugment(torch.nn.Module):
     #: whether the core takes class labels: ``core(x, generator, labels=y)`` (DFM-X); adapters pass
     #: them when this is set, and the core still works without them
     uses_labels: ClassVar[bool] = False
+
+    def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.abstract = abstract
 
     def __init__(self, *, p: float = 1.0) -> None:
         super().__init__()
@@ -244,45 +261,6 @@ class BatchAugment(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
-
-
-def fold_batch(x: torch.Tensor) -> torch.Tensor:
-    """``(N, C, *S) -> (1, N*C, *S)``: samples become channel groups of one grouped convolution."""
-    return x.reshape(1, x.shape[0] * x.shape[1], *x.shape[2:])
-
-
-def grouped_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-sample convolution with 'same' padding, stride 1, as one grouped convolution.
-
-    Args:
-        x: ``(N, C_in, *S)`` with 2 or 3 spatial dims.
-        weight: ``(N, C_out, C_in, *K)`` with odd kernel sizes ``K``.
-        bias: ``(N, C_out)`` or None.
-    Returns:
-        ``(N, C_out, *S)``; sample ``i`` is convolved with ``weight[i]`` only. For 2D inputs the
-        result is a strided view of the channels-last convolution output (no copy); callers that
-        need a contiguous tensor write it out once, ideally fused with their last elementwise op.
-    """
-    n, c_in = x.shape[:2]
-    c_out = weight.shape[1]
-    dims = x.ndim - 2
-    ksize = weight.shape[3:]
-    w = weight.reshape(n * c_out, c_in, *ksize).to(x.dtype)
-    b = bias.reshape(n * c_out).to(x.dtype) if bias is not None else None
-    padding = tuple(k // 2 for k in ksize)
-    xf = fold_batch(x)
-    if dims == 2:
-        # channels-last makes grouped convs as fast as a dense conv on CPU (oneDNN) and on CUDA
-        xf = xf.contiguous(memory_format=torch.channels_last)
-        w = w.contiguous(memory_format=torch.channels_last)
-        y = torch.nn.functional.conv2d(xf, w, b, padding=padding, groups=n)
-        if y.is_contiguous(memory_format=torch.channels_last):
-            h, wd = x.shape[2:]
-            # (1, N*C, H, W) channels-last is (H, W, N, C) in memory: view it as (N, C, H, W)
-            return y.permute(0, 2, 3, 1).reshape(h, wd, n, c_out).permute(2, 3, 0, 1)
-        return y.reshape(n, c_out, *x.shape[2:])
-    y = torch.nn.functional.conv3d(xf, w, b, padding=padding, groups=n)
-    return y.reshape(n, c_out, *x.shape[2:])
 
 
 def per_sample_view(v: torch.Tensor, ndim: int) -> torch.Tensor:

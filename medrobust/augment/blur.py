@@ -4,28 +4,32 @@
   the circle of confusion) or Gaussian PSF whose radius is drawn per sample. All samples are blurred
   by one depthwise grouped convolution (one kernel per sample, shared by its channels), or by one
   batched FFT product when the kernels are large; borders are replicated, so edges do not darken.
-* :class:`LatentBlur` (registered ``latent_blur``): a frozen :class:`~medrobust.models.blur_autoencoder.BlurAutoencoder`
-  moves each sample along its own blur direction in latent space,
-  ``D((1 − t)·E(x) + t·E(G_σ(x)))``, with a blur level ``t`` drawn per sample (``t > 1`` extrapolates
-  past the reference). ``G_σ`` is the Gaussian that best maps the sharp to the most-blurred plane of
-  the training stacks (stored in the checkpoint), so one image is enough.
+* :class:`LatentBlur` (registered ``latent_blur``): a frozen linear-latent autoencoder (any
+  :class:`LatentAutoencoder`, e.g. :class:`medrobust.models.blur_autoencoder.BlurAutoencoder`) moves
+  each sample along its own blur direction in latent space, ``D((1 − t)·E(x) + t·E(G_σ(x)))``, with a
+  blur level ``t`` drawn per sample (``t > 1`` extrapolates past the reference). ``G_σ`` is the
+  Gaussian that best maps the sharp to the most-blurred plane of the training stacks, so one image is
+  enough. Checkpoints are loaded by :func:`medrobust.models.blur_autoencoder.latent_blur_from_checkpoint`.
 
-The functional helpers (:func:`psf_kernels`, :func:`defocus_blur`, :func:`fit_gaussian_sigma`) are
-shared with the synthetic focal stacks (:mod:`medrobust.data.synthetic.microscopy`) and the
-evaluation baselines (:mod:`medrobust.adapters.microscopy`).
+The functional helpers (:func:`psf_kernels`, :func:`defocus_blur`, :func:`fit_gaussian_sigma`,
+:func:`synthesize_blur`) are shared with the synthetic focal stacks, the blur autoencoder and the
+microscopy evaluation.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 
 from .base import BatchAugment, Params, as_range, rand, randint
+from .functional.conv import depthwise_conv2d
+from .functional.fftconv import kernel_rfft2, psf_fft_conv2d
+from .functional.filters import PSF_KINDS, kernel_size, psf_kernels
 from .registry import register
 
 __all__ = [
@@ -34,76 +38,15 @@ __all__ = [
     "psf_kernels",
     "defocus_blur",
     "fit_gaussian_sigma",
+    "LatentAutoencoder",
+    "pad_to_multiple",
+    "synthesize_blur",
     "DefocusBlur",
     "LatentBlur",
 ]
 
-#: PSF shapes; the index is the per-sample ``kind`` parameter
-PSF_KINDS: tuple[str, ...] = ("disk", "gaussian")
 #: kernels at least this wide are applied through the FFT (``method="auto"``)
 FFT_MIN_KERNEL = 31
-
-
-def kernel_size(radius: float, kind: str) -> int:
-    """Odd kernel side that holds the PSF of ``radius`` (disk radius or Gaussian sigma, pixels)."""
-    if kind == "disk":
-        half = math.ceil(radius + 0.5)
-    elif kind == "gaussian":
-        half = math.ceil(3.0 * radius)
-    else:
-        raise ValueError(f"kind: expected one of {PSF_KINDS}, got {kind!r}")
-    return 2 * max(half, 0) + 1
-
-
-def psf_kernels(radius: torch.Tensor, kind: torch.Tensor | str, size: int, *,
-                dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Normalised 2D PSFs ``(N, size, size)``, one per entry of ``radius`` ``(N,)``.
-
-    ``kind`` is ``"disk"``, ``"gaussian"`` or a per-sample index tensor into :data:`PSF_KINDS`.
-
-    * disk of radius ``r``: anti-aliased by the pixel's distance to the rim,
-      ``w = clamp(r + 0.5 − d, 0, 1)`` — continuous in ``r``; ``r = 0`` is the identity;
-    * Gaussian of standard deviation ``r``: ``exp(−d²/2r²)``; ``r → 0`` is the identity.
-    """
-    if size < 1 or size % 2 == 0:
-        raise ValueError(f"size: expected a positive odd kernel size, got {size}")
-    radius = radius.to(dtype).reshape(-1, 1, 1)
-    half = size // 2
-    ax = torch.arange(-half, half + 1, dtype=dtype, device=radius.device)
-    d2 = ax.view(-1, 1).square() + ax.view(1, -1).square()
-    disk = (radius + 0.5 - d2.sqrt()).clamp(0.0, 1.0)
-    gauss = torch.exp(-d2 / (2.0 * radius.clamp_min(1e-3).square()))
-    if isinstance(kind, str):
-        if kind not in PSF_KINDS:
-            raise ValueError(f"kind: expected one of {PSF_KINDS}, got {kind!r}")
-        k = disk if kind == "disk" else gauss
-    else:
-        k = torch.where(kind.to(radius.device).reshape(-1, 1, 1) == 0, disk, gauss)
-    return k / k.sum(dim=(-2, -1), keepdim=True)
-
-
-def _blur_conv(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Depthwise grouped convolution: sample ``i`` (all channels) with kernel ``k[i]``."""
-    n, c, h, w = x.shape
-    p = k.shape[-1] // 2
-    xp = F.pad(x, (p, p, p, p), mode="replicate") if p else x
-    weight = k[:, None].expand(n, c, *k.shape[-2:]).reshape(n * c, 1, *k.shape[-2:]).to(x.dtype)
-    y = F.conv2d(xp.reshape(1, n * c, h + 2 * p, w + 2 * p), weight, groups=n * c)
-    return y.reshape(n, c, h, w)
-
-
-def _blur_fft(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """The same per-sample convolution as one batched FFT product (replicate-padded, no wrap-around)."""
-    n, c, h, w = x.shape
-    ks = k.shape[-1]
-    p = ks // 2
-    xp = F.pad(x, (p, p, p, p), mode="replicate")
-    hp, wp = h + 2 * p, w + 2 * p
-    kp = torch.zeros(n, hp, wp, dtype=x.dtype, device=x.device)
-    kp[:, :ks, :ks] = k.to(x.dtype)
-    kp = torch.roll(kp, shifts=(-p, -p), dims=(1, 2))  # kernel centre at the origin
-    y = torch.fft.irfft2(torch.fft.rfft2(xp) * torch.fft.rfft2(kp)[:, None], s=(hp, wp))
-    return y[..., p : p + h, p : p + w]
 
 
 def defocus_blur(x: torch.Tensor, radius: float | Sequence[float] | torch.Tensor, kind: str | torch.Tensor = "disk",
@@ -134,7 +77,7 @@ def defocus_blur(x: torch.Tensor, radius: float | Sequence[float] | torch.Tensor
     if method not in ("auto", "conv", "fft"):
         raise ValueError(f"method: expected 'auto', 'conv' or 'fft', got {method!r}")
     use_fft = method == "fft" or (method == "auto" and size >= FFT_MIN_KERNEL)
-    return (_blur_fft if use_fft else _blur_conv)(x, k)
+    return (psf_fft_conv2d if use_fft else depthwise_conv2d)(x, k)
 
 
 def fit_gaussian_sigma(sharp: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor | Sequence[torch.Tensor], *,
@@ -166,10 +109,8 @@ def fit_gaussian_sigma(sharp: torch.Tensor | Sequence[torch.Tensor], target: tor
         k = psf_kernels(torch.tensor([s], dtype=torch.float64), "gaussian", size, dtype=xs[0].dtype)[0]
         out = 0.0
         for (spec, (hp, wp), (h, w)), b in zip(spectra, ys):
-            kp = torch.zeros(hp, wp, dtype=b.dtype, device=b.device)
-            kp[:size, :size] = k.to(b.device)
-            kp = torch.roll(kp, shifts=(-p, -p), dims=(0, 1))
-            y = torch.fft.irfft2(spec * torch.fft.rfft2(kp), s=(hp, wp))[..., p : p + h, p : p + w]
+            kspec = kernel_rfft2(k.to(device=b.device, dtype=b.dtype), (hp, wp))
+            y = torch.fft.irfft2(spec * kspec, s=(hp, wp))[..., p : p + h, p : p + w]
             out += float((y - b).square().sum())
         return out / total
 
@@ -183,6 +124,51 @@ def fit_gaussian_sigma(sharp: torch.Tensor | Sequence[torch.Tensor], target: tor
         step = (hi - lo) / (steps - 1)
         lo, hi = max(0.0, best - step), min(float(max_sigma), best + step)
     return best
+
+
+# ------------------------------------------------------------------------------ latent interpolation
+@runtime_checkable
+class LatentAutoencoder(Protocol):
+    """What :class:`LatentBlur` and :func:`synthesize_blur` need of an autoencoder (an ``nn.Module``):
+    ``encode``/``decode`` between images ``(N, in_channels, H, W)`` (sides multiples of ``factor``)
+    and latents."""
+
+    in_channels: int
+    factor: int
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad ``(N, C, H, W)`` at the bottom/right to multiples of ``multiple`` (reflect, or replicate
+    when the image is too small to reflect); returns the padded tensor and the original ``(H, W)``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x, (h, w)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def synthesize_blur(model: LatentAutoencoder, x: torch.Tensor, reference: torch.Tensor,
+                    level: float | torch.Tensor) -> torch.Tensor:
+    """``D((1 − t)·E(x) + t·E(reference))`` with ``t = level`` (a number or ``(N,)``), any image size.
+
+    ``x`` and ``reference`` are ``(N, C, H, W)`` in the model's [0, 1] intensity space: the sharper and
+    the more blurred image of the same field (``reference`` may be a PSF-blurred copy of ``x``).
+    """
+    if x.shape != reference.shape:
+        raise ValueError(f"x {tuple(x.shape)} and reference {tuple(reference.shape)} must have the same shape")
+    n = x.shape[0]
+    xp, (h, w) = pad_to_multiple(x, model.factor)
+    rp, _ = pad_to_multiple(reference, model.factor)
+    z = model.encode(torch.cat([xp, rp]))
+    t = torch.as_tensor(level, dtype=z.dtype, device=z.device).reshape(-1)
+    t = t.expand(n) if t.numel() == 1 else t
+    y = model.decode(torch.lerp(z[:n], z[n:], t.view(-1, *([1] * (z.ndim - 1)))))
+    return y[..., :h, :w]
 
 
 # ----------------------------------------------------------------------------------------- cores
@@ -239,24 +225,6 @@ class DefocusBlur(BatchAugment):
         return f"radius={self.radius}, kind={self.kind!r}, method={self.method!r}, p={self.p}"
 
 
-class _ContractKwargs:
-    """``LatentBlur.contract_kwargs``: a tiny randomly initialised autoencoder built on first access
-    (with its own seed, leaving the global RNG alone) — for the shared contract test only."""
-
-    def __init__(self) -> None:
-        self._value: dict[str, Any] | None = None
-
-    def __get__(self, obj: Any, owner: Any) -> dict[str, Any]:
-        if self._value is None:
-            from ..models.blur_autoencoder import BlurAutoencoder
-
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                model = BlurAutoencoder(in_channels=1, widths=(4, 8))
-            self._value = {"checkpoint": model, "reference_sigma": 1.5}
-        return dict(self._value)
-
-
 @register("latent_blur")
 class LatentBlur(BatchAugment):
     """Defocus blur synthesised by a frozen linear-latent autoencoder, one blur level per sample.
@@ -266,42 +234,34 @@ class LatentBlur(BatchAugment):
     ``t > 1`` extrapolates to stronger blur and ``t < 0`` moves towards focus.
 
     Args:
-        checkpoint: a model file written by ``medrobust blur train`` (``model.pt``), a run directory,
-            or an in-memory :class:`~medrobust.models.blur_autoencoder.BlurAutoencoder` /
-            :class:`~medrobust.models.blur_autoencoder.BlurModel`. Required: there is no default model.
+        model: the frozen autoencoder, an ``nn.Module`` following :class:`LatentAutoencoder`
+            (required; from a file: :func:`medrobust.models.blur_autoencoder.latent_blur_from_checkpoint`).
         levels: blur level ``t``; a number or a ``(low, high)`` range sampled per sample.
-        reference_sigma: Gaussian sigma (pixels) of the reference blur; default: the value stored
-            with the checkpoint (required for a bare autoencoder).
+        reference_sigma: Gaussian sigma (pixels) of the reference blur ``G_σ`` (required; stored with
+            a trained model).
         p: probability per sample of being blurred.
 
-    Inputs are images in [0, 1] normalised as the model's training data (see
-    :mod:`medrobust.data.microscopy`); channels are processed one by one by a single-channel model.
-    The network runs on the input's device in float32 without gradients and stays in eval mode.
+    Inputs are images ``(N, C, H, W)`` in [0, 1] normalised as the model's training data; channels
+    are processed one by one by a single-channel model. The network runs on the input's device in
+    float32 without gradients and stays in eval mode.
     """
 
     spatial_dims = (2,)
-    contract_kwargs = _ContractKwargs()  # type: ignore[assignment]
+    data_args = ("model",)
 
-    def __init__(self, checkpoint: Any, levels: float | tuple[float, float] = (0.0, 1.5),
+    def __init__(self, model: LatentAutoencoder, levels: float | tuple[float, float] = (0.0, 1.5),
                  reference_sigma: float | None = None, p: float = 1.0) -> None:
         super().__init__(p=p)
-        from ..models.blur_autoencoder import BlurAutoencoder, BlurModel, load_blur_model
-
-        if checkpoint is None:
-            raise ValueError("checkpoint: required (a model.pt from `medrobust blur train`, a run directory or a BlurAutoencoder)")
-        if isinstance(checkpoint, (str, Path)):
-            bundle = load_blur_model(checkpoint)
-        elif isinstance(checkpoint, BlurModel):
-            bundle = checkpoint
-        elif isinstance(checkpoint, BlurAutoencoder):
-            bundle = None
-        else:
-            raise ValueError(f"checkpoint: expected a path, a BlurModel or a BlurAutoencoder, got {type(checkpoint).__name__}")
-        model = bundle.model if bundle is not None else checkpoint
+        if model is None:
+            raise ValueError("model: required (a trained linear-latent autoencoder)")
+        if isinstance(model, (str, bytes, os.PathLike)):
+            raise TypeError(f"model: got the path {os.fspath(model)!r}; cores take networks — build the core with "
+                            "medrobust.models.blur_autoencoder.latent_blur_from_checkpoint")
+        if not isinstance(model, torch.nn.Module) or not isinstance(model, LatentAutoencoder):
+            raise TypeError(f"model: expected an nn.Module with encode, decode, in_channels and factor, "
+                            f"got {type(model).__name__}")
         if reference_sigma is None:
-            if bundle is None:
-                raise ValueError("reference_sigma: required with an in-memory BlurAutoencoder")
-            reference_sigma = bundle.reference_sigma
+            raise ValueError("reference_sigma: required (the Gaussian sigma stored with the trained model)")
         if not (isinstance(reference_sigma, (int, float)) and reference_sigma >= 0 and math.isfinite(reference_sigma)):
             raise ValueError(f"reference_sigma: expected a number >= 0, got {reference_sigma!r}")
         self.levels = as_range(levels, "levels")
@@ -321,8 +281,6 @@ class LatentBlur(BatchAugment):
         return {"level": lo + (hi - lo) * rand(x.shape[0], generator=generator, device=x.device)}
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
-        from ..models.blur_autoencoder import synthesize_blur
-
         model = self.model
         first = next(model.parameters(), None)
         if first is not None and first.device != x.device:

@@ -14,29 +14,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .base import BatchAugment, Params, randint
+from .functional.fft import centred_to_fft, masked_fft2
 from .registry import register
 
-__all__ = ["DFMX", "load_dfms", "filter_to_masks", "example_dfms"]
+__all__ = ["DFMX", "as_dfms", "load_dfms", "filter_to_masks", "example_dfms"]
 
 
-def load_dfms(dfms: str | os.PathLike[str] | np.ndarray | torch.Tensor, *, name: str = "dfms") -> torch.Tensor:
-    """Boolean DFMs ``(K, H, W)`` from a ``.npy`` file, an array or a tensor (clear errors)."""
-    if isinstance(dfms, (str, os.PathLike)):
-        path = Path(dfms)
-        if not path.is_file():
-            raise FileNotFoundError(f"{name}: {path} does not exist (write DFMs with `medrobust dfm`)")
-        try:
-            dfms = np.load(path, allow_pickle=False)
-        except Exception as err:  # noqa: BLE001
-            raise ValueError(f"{name}: cannot read {path}: {err}") from err
+def as_dfms(dfms: np.ndarray | torch.Tensor, *, name: str = "dfms") -> torch.Tensor:
+    """Validated boolean DFMs ``(K >= 2, H, W)`` from an array or tensor (0/1 values accepted).
+
+    File paths are refused (augment reads no files): load them with
+    :func:`medrobust.analysis.dfm.load_dfms`.
+    """
+    if isinstance(dfms, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name}: got the path {os.fspath(dfms)!r}; cores take tensors — load the maps with "
+                        "medrobust.analysis.dfm.load_dfms (configs: the task loads them)")
     t = torch.as_tensor(np.asarray(dfms) if not isinstance(dfms, torch.Tensor) else dfms)
     if t.ndim != 3 or t.shape[0] < 2:
         raise ValueError(f"{name}: expected DFMs of shape (classes >= 2, H, W), got {tuple(t.shape)}")
@@ -45,6 +44,10 @@ def load_dfms(dfms: str | os.PathLike[str] | np.ndarray | torch.Tensor, *, name:
             raise ValueError(f"{name}: expected boolean / 0-1 maps")
         t = t.bool()
     return t
+
+
+#: former name of :func:`as_dfms` (it no longer reads files: see :func:`medrobust.analysis.dfm.load_dfms`)
+load_dfms = as_dfms
 
 
 def _resize_centred(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -59,9 +62,7 @@ def filter_to_masks(x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     h, w = x.shape[-2:]
     m = _resize_centred(masks.to(x.device), (h, w)).clone()
     m[:, h // 2, w // 2] = True
-    m = torch.fft.ifftshift(m, dim=(-2, -1))
-    spec = torch.fft.fft2(x.float(), dim=(-2, -1)) * m[:, None]
-    return torch.fft.ifft2(spec, dim=(-2, -1)).real.to(x.dtype)
+    return masked_fft2(x.float(), centred_to_fft(m)[:, None]).real.to(x.dtype)
 
 
 def example_dfms(k: int = 10, size: int = 32) -> torch.Tensor:
@@ -77,7 +78,8 @@ class DFMX(BatchAugment):
     """Filter images to the dominant frequency map of a randomly drawn other class.
 
     Args:
-        dfms: boolean maps ``(K, H, W)`` (centred layout): a ``.npy`` path, array or tensor.
+        dfms: boolean maps ``(K, H, W)`` (centred layout), an array or tensor (a ``.npy`` file:
+            :func:`medrobust.analysis.dfm.load_dfms`).
         p: probability per image of being filtered when the drawn class differs from its label
             (DFM-X: 0.3).
         classes: labels whose images may be filtered (default: all).
@@ -88,11 +90,11 @@ class DFMX(BatchAugment):
 
     spatial_dims = (2,)
     uses_labels = True
-    contract_kwargs: ClassVar[dict[str, Any]] = {"dfms": example_dfms(10, 32)}
+    data_args = ("dfms",)
 
     def __init__(self, dfms: Any, p: float = 0.3, classes: Sequence[int] | None = None) -> None:
         super().__init__(p=p)
-        self.register_buffer("dfms", load_dfms(dfms), persistent=False)
+        self.register_buffer("dfms", as_dfms(dfms), persistent=False)
         k = self.dfms.shape[0]
         if classes is not None and any(not 0 <= int(c) < k for c in classes):
             raise ValueError(f"classes: expected labels in 0..{k - 1}, got {list(classes)}")

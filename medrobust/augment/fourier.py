@@ -24,7 +24,8 @@ import math
 
 import torch
 
-from .base import BatchAugment, Params, per_sample_view, rand, randint, randn
+from .base import BatchAugment, Params, as_range, per_sample_view, rand, randint, randn
+from .functional.fft import box_mask, masked_rfftn, radial_frequency, rfft_half
 from .registry import register
 
 __all__ = ["planar_wave", "FourierBasisNoise", "AmplitudeMix", "BandFilter", "N_ORIENTATIONS", "radial_frequency"]
@@ -155,13 +156,6 @@ class FourierBasisNoise(BatchAugment):
         return y.clamp_(0, 1) if self.clamp else y
 
 
-def radial_frequency(shape: tuple[int, ...], device: torch.device | None = None) -> torch.Tensor:
-    """Normalised radial frequency of each ``fftn`` bin (0 at DC, 1 at the Nyquist corner on each axis
-    combined as the Euclidean norm of per-axis ``|f|/0.5``), shape ``shape``."""
-    grids = torch.meshgrid(*[torch.fft.fftfreq(n, device=device).abs() / 0.5 for n in shape], indexing="ij")
-    return torch.sqrt(sum(g.square() for g in grids))
-
-
 @register("amplitude_mix")
 class AmplitudeMix(BatchAugment):
     """Amplitude-spectrum mixing between samples of a batch (FDA / APR style).
@@ -178,8 +172,6 @@ class AmplitudeMix(BatchAugment):
 
     def __init__(self, beta: float = 0.1, lam_range: float | tuple[float, float] = (0.0, 1.0), p: float = 1.0) -> None:
         super().__init__(p=p)
-        from .base import as_range
-
         if not 0 < beta <= 1:
             raise ValueError(f"beta: expected 0 < beta <= 1, got {beta!r}")
         self.beta = float(beta)
@@ -198,13 +190,7 @@ class AmplitudeMix(BatchAugment):
         size = x.shape[2:]
         spec = torch.fft.rfftn(x.float(), dim=dims)  # real input: half spectrum
         amp = spec.abs()
-        # low-frequency box around DC (|fftfreq| <= beta/2 on every axis; last axis is the rfft half)
-        box = torch.ones(spec.shape[2:], dtype=torch.bool, device=x.device)
-        for axis, n in enumerate(size):
-            freqs = torch.fft.rfftfreq(n, device=x.device) if axis == len(size) - 1 else torch.fft.fftfreq(n, device=x.device)
-            shape = [1] * len(size)
-            shape[axis] = freqs.numel()
-            box = box & (freqs.abs() <= self.beta / 2).view(shape)
+        box = box_mask(size, self.beta / 2, rfft=True, device=x.device)  # low-frequency box around DC
         lam = per_sample_view(params["lam"].float(), x.ndim) * box
         new_amp = torch.lerp(amp, amp[params["partner"]], lam)
         # same phase, new amplitude: scale each bin by new/old amplitude (no angle/polar round trip)
@@ -225,8 +211,6 @@ class BandFilter(BatchAugment):
     def __init__(self, mode: str = "low", radius_range: float | tuple[float, float] = (0.1, 0.5),
                  width: float = 0.2, p: float = 1.0) -> None:
         super().__init__(p=p)
-        from .base import as_range
-
         if mode not in ("low", "high", "band"):
             raise ValueError(f"mode: expected 'low', 'high' or 'band', got {mode!r}")
         self.mode = mode
@@ -251,8 +235,5 @@ class BandFilter(BatchAugment):
         return ((r >= radius) & (r < radius + self.width)) | dc
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
-        dims = tuple(range(2, x.ndim))
-        size = x.shape[2:]
-        half = self.mask(x, params)[..., : size[-1] // 2 + 1]  # the mask is symmetric: rfft half suffices
-        spec = torch.fft.rfftn(x.float(), dim=dims) * half
-        return torch.fft.irfftn(spec, s=size, dim=dims).clamp(0, 1).to(x.dtype)
+        half = rfft_half(self.mask(x, params), x.shape[-1])  # the mask is symmetric: rfft half suffices
+        return masked_rfftn(x.float(), half, range(2, x.ndim)).clamp(0, 1).to(x.dtype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -10,7 +11,7 @@ import torch
 
 from .base import BatchAugment, Params, check_input
 
-__all__ = ["REGISTRY", "register", "build", "available", "Compose"]
+__all__ = ["REGISTRY", "register", "build", "validate", "available", "Compose"]
 
 REGISTRY: dict[str, type[BatchAugment]] = {}
 
@@ -22,6 +23,8 @@ def register(name: str) -> Callable[[T], T]:
 
     def deco(cls: T) -> T:
         key = name.lower()
+        if cls.__dict__.get("abstract", False):
+            raise TypeError(f"{cls.__name__} is declared abstract=True and cannot be registered")
         if key in REGISTRY and REGISTRY[key] is not cls:
             raise ValueError(f"augmentation name {key!r} registered twice ({REGISTRY[key].__name__}, {cls.__name__})")
         REGISTRY[key] = cls
@@ -41,17 +44,8 @@ def allowed_kwargs(cls: type) -> list[str]:
     return [n for n, p in sig.parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
-def build(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where: str = "augment") -> BatchAugment:
-    """Build a core from a config entry.
-
-    ``spec`` is a dict with a ``name`` key plus the core's keyword arguments, a bare name, or a list of
-    such dicts (composed in order, see :class:`Compose`). Unknown names and unknown or mistyped
-    arguments raise ``ValueError`` naming ``where`` (the config path) and what is allowed.
-    """
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
-        return Compose([build(s, where=f"{where}[{i}]") for i, s in enumerate(spec)])
+def _resolve(spec: Mapping[str, Any], where: str) -> tuple[type[BatchAugment], dict[str, Any], str]:
+    """``(class, keyword arguments, name)`` of one config entry; ``ValueError`` naming ``where``."""
     if not isinstance(spec, Mapping):
         raise ValueError(f"{where}: expected a mapping with a 'name' key, got {type(spec).__name__}")
     kwargs = dict(spec)
@@ -65,14 +59,60 @@ def build(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where:
     unknown = [k for k in kwargs if k not in allowed]
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown} for {name!r}; allowed keys: {allowed}")
+    return cls, kwargs, name
+
+
+def _entries(spec: Any, where: str) -> list[tuple[Any, str]] | None:
+    """The ``(entry, where)`` items of a list spec (None for a single entry)."""
+    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
+        return [(s, f"{where}[{i}]") for i, s in enumerate(spec)]
+    return None
+
+
+def build(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where: str = "augment") -> BatchAugment:
+    """Build a core from a config entry.
+
+    ``spec`` is a dict with a ``name`` key plus the core's keyword arguments, a bare name, or a list of
+    such dicts (composed in order, see :class:`Compose`). Unknown names and unknown or mistyped
+    arguments raise ``ValueError`` naming ``where`` (the config path) and what is allowed. Data
+    arguments (:attr:`BatchAugment.data_args`: tensors, networks) must be given as objects: files
+    are loaded by the caller.
+    """
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    items = _entries(spec, where)
+    if items is not None:
+        return Compose([build(s, where=w) for s, w in items])
+    cls, kwargs, name = _resolve(spec, where)  # type: ignore[arg-type]
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where} ({name}): {err}") from err
 
 
-class Compose(BatchAugment):
-    """Apply cores in order; params are the children's params in a list."""
+def validate(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where: str = "augment") -> None:
+    """Check a config entry as :func:`build` would, without reading files.
+
+    Names and keys are always checked. The core is built to check its values too, unless one of its
+    :attr:`~BatchAugment.data_args` is given as a path (``str`` / ``os.PathLike``): the task layer
+    loads that file and builds the core later. Raises ``ValueError`` naming ``where``.
+    """
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    items = _entries(spec, where)
+    if items is not None:
+        for s, w in items:
+            validate(s, where=w)
+        return
+    cls, kwargs, _ = _resolve(spec, where)  # type: ignore[arg-type]
+    if any(isinstance(kwargs.get(k), (str, os.PathLike)) for k in cls.data_args):
+        return
+    build(spec, where=where)
+
+
+class Compose(BatchAugment, abstract=True):
+    """Apply cores in order; params are the children's params in a list (built by :func:`build` from a
+    list, so not registered itself)."""
 
     def __init__(self, cores: Sequence[BatchAugment]) -> None:
         super().__init__(p=1.0)

@@ -36,6 +36,9 @@ __all__ = [
     "SegmentationMeter",
     "confusion_matrix",
     "iou_from_confusion",
+    "psnr",
+    "ssim",
+    "batch_psnr",
 ]
 
 #: ACDC foreground structures for labels 1, 2, 3 (right ventricle, myocardium, left ventricle).
@@ -353,3 +356,31 @@ def iou_from_confusion(cm: np.ndarray) -> tuple[np.ndarray, float]:
     iou = np.full(cm.shape[0], np.nan)
     np.divide(tp, union, out=iou, where=union > 0)
     return iou, _nan_mean(iou)
+
+
+# --------------------------------------------------------------------------------- image quality
+def psnr(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio (dB) of one image pair."""
+    p = torch.as_tensor(pred, dtype=torch.float64)
+    t = torch.as_tensor(target, dtype=torch.float64)
+    mse = float((p - t).square().mean())
+    return math.inf if mse == 0 else 10 * math.log10(data_range**2 / mse)
+
+
+def ssim(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, data_range: float = 1.0) -> float:
+    """SSIM of one 2D grey image pair (``skimage.metrics``, Gaussian window σ = 1.5, as Wang et al. 2004
+    and torchmetrics' default); inputs ``(H, W)`` (or ``(1, H, W)``)."""
+    from skimage.metrics import structural_similarity
+
+    p = np.asarray(torch.as_tensor(pred, dtype=torch.float64).squeeze().cpu())
+    t = np.asarray(torch.as_tensor(target, dtype=torch.float64).squeeze().cpu())
+    if p.ndim != 2:
+        raise ValueError(f"ssim: expected a 2D image, got shape {p.shape}")
+    return float(structural_similarity(p, t, data_range=data_range, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False))
+
+
+def batch_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB, data range 1) of each image of a batch ``(N, ...)``; MSE floored at 1e-12."""
+    mse = (pred.float() - target.float()).square().flatten(1).mean(1).clamp_min(1e-12)
+    return 10 * torch.log10(1.0 / mse)

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..augment.blur import LatentBlur, pad_to_multiple, synthesize_blur  # the pure latent maths lives in augment
+
 __all__ = [
     "BlurAutoencoder",
     "BlurModel",
@@ -52,6 +54,7 @@ __all__ = [
     "deblur",
     "save_blur_model",
     "load_blur_model",
+    "latent_blur_from_checkpoint",
     "MODEL_FORMAT",
 ]
 
@@ -219,36 +222,6 @@ def blur_losses(model: nn.Module, planes: torch.Tensor, triplets: Sequence[tuple
 
 
 # ------------------------------------------------------------------------------------------- inference
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad ``(N, C, H, W)`` at the bottom/right to multiples of ``multiple`` (reflect, or replicate
-    when the image is too small to reflect); returns the padded tensor and the original ``(H, W)``."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x, (h, w)
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
-
-
-def synthesize_blur(model: BlurAutoencoder, x: torch.Tensor, reference: torch.Tensor,
-                    level: float | torch.Tensor) -> torch.Tensor:
-    """``D((1 − t)·E(x) + t·E(reference))`` with ``t = level`` (a number or ``(N,)``), any image size.
-
-    ``x`` and ``reference`` are ``(N, C, H, W)`` in the model's [0, 1] intensity space: the sharper and
-    the more blurred image of the same field (``reference`` may be a PSF-blurred copy of ``x``).
-    """
-    if x.shape != reference.shape:
-        raise ValueError(f"x {tuple(x.shape)} and reference {tuple(reference.shape)} must have the same shape")
-    n = x.shape[0]
-    xp, (h, w) = pad_to_multiple(x, model.factor)
-    rp, _ = pad_to_multiple(reference, model.factor)
-    z = model.encode(torch.cat([xp, rp]))
-    t = torch.as_tensor(level, dtype=z.dtype, device=z.device).reshape(-1)
-    t = t.expand(n) if t.numel() == 1 else t
-    y = model.decode(torch.lerp(z[:n], z[n:], t.view(-1, *([1] * (z.ndim - 1)))))
-    return y[..., :h, :w]
-
-
 def deblur(model: BlurAutoencoder, x: torch.Tensor, reference: torch.Tensor, strength: float | torch.Tensor) -> torch.Tensor:
     """Move ``x`` towards focus: ``D((E(x) − α·E(reference)) / (1 − α))`` with ``α = strength`` in [0, 1).
 
@@ -365,3 +338,16 @@ def load_blur_model(path: str | Path, *, device: torch.device | str = "cpu") -> 
                          cfg, str(p))
     raise ValueError(f"{p}: not a blur autoencoder checkpoint (expected a model.pt from `medrobust blur train`)")
 
+
+def latent_blur_from_checkpoint(checkpoint: str | Path | BlurModel, *, levels: float | tuple[float, float] = (0.0, 1.5),
+                                reference_sigma: float | None = None, p: float = 1.0,
+                                device: torch.device | str = "cpu") -> LatentBlur:
+    """The :class:`~medrobust.augment.blur.LatentBlur` core of a trained model.
+
+    ``checkpoint``: a ``model.pt``, a run directory or a training checkpoint (see
+    :func:`load_blur_model`), or a loaded :class:`BlurModel`. ``reference_sigma`` defaults to the value
+    stored with the model; ``levels`` and ``p`` as for the core.
+    """
+    bundle = checkpoint if isinstance(checkpoint, BlurModel) else load_blur_model(checkpoint, device=device)
+    sigma = bundle.reference_sigma if reference_sigma is None else reference_sigma
+    return LatentBlur(bundle.model, levels=levels, reference_sigma=sigma, p=p)

@@ -152,18 +152,24 @@ def dist_env() -> DistEnv:
     return DistEnv(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def resolve_device(name: str, env: DistEnv | None = None) -> torch.device:
+def resolve_device(name: str | torch.device, env: DistEnv | None = None, *, what: str = "train.device") -> torch.device:
+    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` -> this rank's GPU under torchrun.
+    A name torch does not know, or a GPU that is not there, is a ``ValueError`` naming ``what``."""
     env = env or dist_env()
+    name = str(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and env.distributed:
         name = f"cuda:{env.local_rank}"
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{what}: expected auto, cpu, cuda or cuda:N, got {name!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device: {name} requested but CUDA is not available")
+        raise ValueError(f"{what}: {name} requested but CUDA is not available")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ValueError(
-            f"train.device: {name} does not exist ({torch.cuda.device_count()} CUDA device(s)); with torchrun, "
+            f"{what}: {name} does not exist ({torch.cuda.device_count()} CUDA device(s)); with torchrun, "
             "start at most one process per GPU (--nproc_per_node), or set train.device=cpu for gloo"
         )
     return dev

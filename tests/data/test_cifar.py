@@ -1,14 +1,12 @@
-"""CIFAR-10/100 and CIFAR-10-C readers on fixtures written in the exact released layouts, and
-``corrupt_cifar`` writing the public CIFAR-10-C layout (resumable, atomic)."""
+"""CIFAR-10/100 and CIFAR-10-C readers on fixtures written in the exact released layouts (the
+CIFAR-10-C writer is tested in tests/corrupt/test_corrupt_cifar.py)."""
 
-import json
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
-import medrobust.augment as A
 from medrobust.data.cifar import (
     ImageArrayDataset,
     cifar_c_corruptions,
@@ -165,83 +163,3 @@ def test_array_dataset_and_crop_flip():
     assert len(outs) > 1  # random
     with pytest.raises(ValueError, match="labels"):
         ImageArrayDataset(imgs, [0, 1])
-
-
-# -------------------------------------------------------------------------------- corrupt --task cifar
-needs_suite = pytest.mark.skipif(not hasattr(A, "corrupt"), reason="natural-image corruption suite not available yet")
-CORR = ["gaussian_noise", "brightness"]
-
-
-@needs_suite
-def test_corrupt_cifar_writes_the_public_layout(tmp_path):
-    from medrobust.data.corrupt_cifar import MANIFEST_NAME, batch_seed, corrupt_cifar
-
-    write_cifar10(tmp_path / "c10", n_test=7)
-    out = tmp_path / "c10c"
-    summary = corrupt_cifar(tmp_path / "c10", out, corruptions=CORR, seed=3, progress=False, batch_size=4)
-    assert summary["written"] == CORR and summary["shape"] == [35, 32, 32, 3]
-    labels = np.load(out / "labels.npy")
-    assert labels.dtype == np.uint8 and labels.shape == (35,) and labels.tolist() == [i % 10 for i in range(7)] * 5
-    clean = read_cifar10(tmp_path / "c10", "test").images
-    x = to_chw_float(clean)
-    for c in CORR:
-        arr = np.load(out / f"{c}.npy")
-        assert arr.dtype == np.uint8 and arr.shape == (35, 32, 32, 3)
-        # severity blocks in order 1..5, each batch reproducible from its seed
-        for s in range(1, 6):
-            ys = [A.corrupt(x[lo : lo + 4], c, s, table="cifar", generator=torch.Generator().manual_seed(batch_seed(3, c, s, b)))
-                  for b, lo in enumerate(range(0, 7, 4))]
-            ref = torch.round(torch.cat(ys).clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            np.testing.assert_array_equal(arr[(s - 1) * 7 : s * 7], ref)
-        # the readers take the written files as CIFAR-10-C
-        imgs, lab = read_cifar_c(out, c, 5)
-        assert imgs.shape == (7, 32, 32, 3) and lab.tolist() == [i % 10 for i in range(7)]
-    noise = np.load(out / "gaussian_noise.npy").astype(float)
-    dev = [np.abs(noise[(s - 1) * 7 : s * 7] - clean).mean() for s in range(1, 6)]
-    assert dev == sorted(dev), "gaussian noise should grow with severity"
-    manifest = json.loads((out / MANIFEST_NAME).read_text())
-    assert manifest["done"] and set(manifest["complete"]) == set(CORR) and manifest["settings"]["seed"] == 3
-
-
-@needs_suite
-def test_corrupt_cifar_resumes_and_refuses_other_settings(tmp_path, monkeypatch):
-    import medrobust.augment
-    from medrobust.data.corrupt_cifar import corrupt_cifar
-
-    write_cifar10(tmp_path / "c10", n_test=5)
-    src = tmp_path / "c10" / "cifar-10-batches-py"
-    fresh = tmp_path / "fresh"
-    corrupt_cifar(src, fresh, corruptions=CORR, severities=[1, 3], progress=False, batch_size=3)
-
-    real = medrobust.augment.corrupt
-
-    def crash_on_brightness(x, name, *a, **k):
-        if name == "brightness":
-            raise KeyboardInterrupt("simulated crash")
-        return real(x, name, *a, **k)
-
-    out = tmp_path / "resumed"
-    monkeypatch.setattr(medrobust.augment, "corrupt", crash_on_brightness)
-    with pytest.raises(KeyboardInterrupt):
-        corrupt_cifar(src, out, corruptions=CORR, severities=[1, 3], progress=False, batch_size=3)
-    assert (out / "gaussian_noise.npy").is_file() and not (out / "brightness.npy").exists()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temporary file left behind"
-    monkeypatch.setattr(medrobust.augment, "corrupt", real)
-    mtime = (out / "gaussian_noise.npy").stat().st_mtime_ns
-    summary = corrupt_cifar(src, out, corruptions=CORR, severities=[1, 3], progress=False, batch_size=3)
-    assert summary["skipped"] == ["gaussian_noise"] and summary["written"] == ["brightness"]
-    assert (out / "gaussian_noise.npy").stat().st_mtime_ns == mtime
-    for name in ("gaussian_noise.npy", "brightness.npy", "labels.npy"):
-        assert (out / name).read_bytes() == (fresh / name).read_bytes()
-    with pytest.raises(FileExistsError, match="other settings"):
-        corrupt_cifar(src, out, corruptions=CORR, severities=[1, 3], seed=1, progress=False, batch_size=3)
-    corrupt_cifar(src, out, corruptions=["gaussian_noise"], severities=[2], seed=1, overwrite=True, progress=False)
-    assert np.load(out / "gaussian_noise.npy").shape == (5, 32, 32, 3)
-    (tmp_path / "junk").mkdir()
-    (tmp_path / "junk" / "x.txt").write_text("x")
-    with pytest.raises(FileExistsError, match="not empty"):
-        corrupt_cifar(src, tmp_path / "junk", corruptions=CORR, progress=False)
-    with pytest.raises(ValueError, match="unknown name"):
-        corrupt_cifar(src, tmp_path / "o2", corruptions=["gausian_noise"], progress=False)
-    with pytest.raises(FileNotFoundError, match="test_batch"):
-        corrupt_cifar(tmp_path, tmp_path / "o3", corruptions=CORR, progress=False)

@@ -340,7 +340,7 @@ def test_embedded_default_round_trips_through_the_real_readers(tmp_path):
 
 
 def test_miou_matches_torchmetrics_and_hand_computation():
-    from medrobust.evaluate.driving import summarize
+    from medrobust.tasks.driving.evaluate import summarize
     from medrobust.evaluate.metrics import confusion_matrix
 
     rng = np.random.default_rng(0)
@@ -366,7 +366,7 @@ def test_miou_matches_torchmetrics_and_hand_computation():
 
 
 def test_miou_skips_classes_absent_from_gt_and_prediction():
-    from medrobust.evaluate.driving import summarize
+    from medrobust.tasks.driving.evaluate import summarize
     from medrobust.evaluate.metrics import confusion_matrix
 
     gt = np.array([[0, 0, 1, 255]])

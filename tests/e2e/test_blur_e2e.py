@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from medrobust.cli_blur import add_blur_parser, main
+from medrobust.cli import main
+from medrobust.cli.blur import add_blur_parser
 from medrobust.data.microscopy import read_image, write_image
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "microscopy" / "linear_latent.yaml")
@@ -77,7 +78,7 @@ def test_evaluate_reports_model_and_baselines(trained, tmp_path, capsys):
 
 def test_ssim_and_psnr_agree_with_torchmetrics():
     tm = pytest.importorskip("torchmetrics.functional.image")
-    from medrobust.adapters.microscopy import psnr, ssim
+    from medrobust.evaluate.metrics import psnr, ssim
 
     g = torch.Generator().manual_seed(0)
     a = torch.rand(1, 1, 48, 40, generator=g)
@@ -155,7 +156,7 @@ def test_cli_errors_exit_2_with_one_line(trained, tmp_path, capsys):
 
 
 def test_resume_is_exact(tmp_path):
-    from medrobust.adapters.microscopy import BlurConfig, train_blur
+    from medrobust.tasks.microscopy import BlurConfig, train_blur
     from medrobust.config import load_config
 
     def cfg(name):
@@ -176,7 +177,7 @@ def test_resume_is_exact(tmp_path):
 def test_default_recipe_beats_pixel_interpolation_on_the_middle_plane(tmp_path):
     """The CPU recipe, shortened to 600 steps (~30 s on 2 idle cores), on the embedded default: the
     latent rendering of the held-out middle plane beats pixel interpolation of its neighbours' endpoints."""
-    from medrobust.adapters.microscopy import evaluate_blur
+    from medrobust.tasks.microscopy import evaluate_blur
 
     assert run(["blur", "train", "--config", CONFIG, "--no-progress",
                 *sets(f"output_dir={tmp_path}", "name=recipe", "train.steps=600", "train.val_every=300")]) == 0

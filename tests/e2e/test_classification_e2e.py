@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from medrobust.adapters.classification import train_classification
-from medrobust.config import load_config
-from medrobust.evaluate.classification import comparison_table, evaluate_classification
+from medrobust.tasks.classification import train_classification
+from medrobust.tasks import load_config
+from medrobust.tasks.classification.evaluate import comparison_table, evaluate_classification
 
 TINY = ["model.name=digitnet", "train.steps=8", "train.batch_size=16", "train.val_every=4", "train.ckpt_every=4",
         "train.lr=0.001", "evaluate.max_images=48", "evaluate.batch_size=64",
@@ -19,8 +19,8 @@ TINY = ["model.name=digitnet", "train.steps=8", "train.batch_size=16", "train.va
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits_e2e")
-    for name, cfg_file, extra in (("base", "configs/digits/baseline.yaml", []),
-                                  ("rc", "configs/digits/randconv.yaml", ["consistency.views=2"])):
+    for name, cfg_file, extra in (("base", "configs/classification/digits/baseline.yaml", []),
+                                  ("rc", "configs/classification/digits/randconv.yaml", ["consistency.views=2"])):
         path = Path(__file__).resolve().parents[2] / cfg_file
         cfg = load_config(path, [f"output_dir={out}", f"name={name}", *TINY, *extra])
         result = train_classification(cfg, progress=False)
@@ -31,7 +31,7 @@ def runs(tmp_path_factory):
 def test_train_evaluate_report(runs):
     out = runs / "report"
     res = evaluate_classification({"baseline": runs / "base", "randconv": runs / "rc"}, out_dir=out, progress=False)
-    assert res["task"] == "digits" and res["protocol"]["normalisation"] == "none"
+    assert res["task"] == "classification" and res["dataset"] == "digits" and res["protocol"]["normalisation"] == "none"
     assert res["protocol"]["domains"] == ["colored", "inverted", "noisy", "textured"]
     for name in ("baseline", "randconv"):
         m = res["models"][name]
@@ -62,13 +62,10 @@ def test_evaluation_is_reproducible(runs):
 
 
 def test_cli_train_and_evaluate(runs, capsys):
-    from medrobust import runners
     from medrobust.cli import main
 
-    if "digits" not in runners.TRAINERS or "digits" not in runners.EVALUATORS:
-        pytest.skip("classification tasks are not registered in medrobust.runners yet")
     sets = [a for s in [f"output_dir={runs}", "name=cli", *TINY] for a in ("--set", s)]
-    config = Path(__file__).resolve().parents[2] / "configs" / "digits" / "baseline.yaml"
+    config = Path(__file__).resolve().parents[2] / "configs" / "classification" / "digits" / "baseline.yaml"
     assert main(["train", "--config", str(config), "--no-progress", *sets]) == 0
     assert main(["evaluate", "--run", f"cli={runs / 'cli'}", "--out", str(runs / "cli_report"), "--no-progress"]) == 0
     printed = capsys.readouterr().out

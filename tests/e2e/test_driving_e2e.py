@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from medrobust.adapters.driving import DrivingConfig, train_driving
-from medrobust.config import ConfigError, load_config
-from medrobust.evaluate.driving import comparison_table, corruption_suite, evaluate_driving
+from medrobust.tasks.driving import DrivingConfig, train_driving
+from medrobust.config import ConfigError
+from medrobust.tasks import load_config
+from medrobust.tasks.driving.evaluate import comparison_table, corruption_suite, evaluate_driving
 
 TINY = [
     "task=driving", "data.synthetic.n_train=4", "data.synthetic.n_val=1", "data.synthetic.n_target=1",
@@ -74,11 +75,8 @@ def test_config_errors(tmp_path):
 
 
 def test_cli_train_and_evaluate(tmp_path, capsys):
-    from medrobust import runners
     from medrobust.cli import main
 
-    if "driving" not in runners.TRAINERS or "driving" not in runners.EVALUATORS:
-        pytest.skip("driving is not registered in medrobust.runners yet")
     sets = [a for s in [f"output_dir={tmp_path}", "name=cli", *TINY, "evaluate.corruptions=[]"] for a in ("--set", s)]
     assert main(["train", "--no-progress", *sets]) == 0
     assert main(["evaluate", "--run", f"m={tmp_path / 'cli'}", "--out", str(tmp_path / "rep"), "--no-progress"]) == 0

@@ -18,7 +18,7 @@ def sets(*items):
 
 
 def test_dfm_then_dfmx_and_afa(tmp_path, capsys):
-    assert main(["train", "--config", str(ROOT / "configs/digits/baseline.yaml"), "--no-progress",
+    assert main(["train", "--config", str(ROOT / "configs/classification/digits/baseline.yaml"), "--no-progress",
                  *sets(f"output_dir={tmp_path}", "name=base", *TINY)]) == 0
     dfm_dir = tmp_path / "dfm"
     assert main(["dfm", "--checkpoint", str(tmp_path / "base"), "--out", str(dfm_dir), "--max-images", "60",
@@ -29,10 +29,10 @@ def test_dfm_then_dfmx_and_afa(tmp_path, capsys):
     assert dfms.dtype == bool and dfms.shape == (10, 32, 32) and dfms[:, 16, 16].all()
     report = json.loads((dfm_dir / "report.json").read_text())
     assert len(report["classes"]) == 10 and (dfm_dir / "figures" / "dfms.png").stat().st_size > 3000
-    assert main(["train", "--config", str(ROOT / "configs/digits/baseline.yaml"), "--no-progress",
+    assert main(["train", "--config", str(ROOT / "configs/classification/digits/baseline.yaml"), "--no-progress",
                  *sets(f"output_dir={tmp_path}", "name=dfmx", *TINY,
                        f"augment.0={{name: dfmx, dfms: {dfm_dir / 'dfms.npy'}, p: 0.3}}")]) == 0
-    assert main(["train", "--config", str(ROOT / "configs/digits/afa.yaml"), "--no-progress",
+    assert main(["train", "--config", str(ROOT / "configs/classification/digits/afa.yaml"), "--no-progress",
                  *sets(f"output_dir={tmp_path}", "name=afa", *TINY)]) == 0
     out = tmp_path / "report"
     assert main(["evaluate", "--run", f"baseline={tmp_path / 'base'}", "--run", f"dfmx={tmp_path / 'dfmx'}",

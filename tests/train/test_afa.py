@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from medrobust.augment import FourierBasisNoise
-from medrobust.config import ConfigError, load_config
+from medrobust.config import ConfigError
+from medrobust.tasks import load_config
 from medrobust.train.afa import AFAAdapter, DualBatchNorm, adversarial_strengths, aux_bn, convert_dual_bn
 
 
@@ -77,8 +78,8 @@ def test_afa_config_validation():
 
 
 def test_cardiac_training_with_afa_and_dual_bn(tmp_path):
-    from medrobust.adapters.cardiac import train_cardiac
-    from medrobust.evaluate.cardiac import load_run
+    from medrobust.tasks.cardiac import train_cardiac
+    from medrobust.tasks.cardiac import load_run
 
     cfg = load_config(None, [f"output_dir={tmp_path}", "name=afa", "data.synthetic.n_train=4", "data.synthetic.n_test=1",
                              "data.synthetic.size=[48, 48]", "data.synthetic.n_slices=2", "data.spatial_size=[32, 32]",

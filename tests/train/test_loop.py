@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from medrobust.adapters.cardiac import train_cardiac
-from medrobust.config import load_config
+from medrobust.tasks.cardiac import train_cardiac
+from medrobust.tasks import load_config
 from medrobust.io import read_jsonl
 from medrobust.train.loop import StepBatchSampler
 

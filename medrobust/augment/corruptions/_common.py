@@ -76,7 +76,7 @@ def severity_argument(severity: Any, n: int) -> int | torch.Tensor:
     return sev
 
 
-class SeverityCore(BatchAugment):
+class SeverityCore(BatchAugment, abstract=True):
     """Base of the MRI and natural-image corruption cores: a severity, an int 1..5 (fixed) or an
     inclusive ``(low, high)`` pair drawn per sample, and random draws that never depend on it.
 

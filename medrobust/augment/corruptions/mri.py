@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from ..base import Params, device_generator, rand, randint, randn
+from ..functional import box_mask, depthwise_conv2d, gaussian_taps, masked_fft2
 from ..registry import register
 from ._common import SeverityCore, corrupt_with, lookup
 
@@ -93,7 +94,7 @@ def _per_sample(v: torch.Tensor, ndim: int) -> torch.Tensor:
     return v.reshape(-1, *([1] * (ndim - 1)))
 
 
-class MRICorruption(SeverityCore):
+class MRICorruption(SeverityCore, abstract=True):
     """Base of the MRI corruptions: per-sample severity plus a severity-indexed parameter table.
 
     Args:
@@ -197,17 +198,13 @@ class MRIGibbsRinging(MRICorruption):
     def kept_mask(fraction: torch.Tensor, h: int, w: int, device: torch.device) -> torch.Tensor:
         """``(N, H, W)`` bool mask (FFT order) of the frequencies kept for per-sample ``fraction``."""
         fraction = fraction.to(device=device, dtype=torch.float64)
-        ky = torch.fft.fftfreq(h, d=1.0 / h, device=device, dtype=torch.float64).abs().round()
-        kx = torch.fft.fftfreq(w, d=1.0 / w, device=device, dtype=torch.float64).abs().round()
-        cy = torch.floor(fraction * h / 2 + 1e-6)
-        cx = torch.floor(fraction * w / 2 + 1e-6)
-        return (ky[None, :, None] <= cy[:, None, None]) & (kx[None, None, :] <= cx[:, None, None])
+        cutoff = (torch.floor(fraction * h / 2 + 1e-6), torch.floor(fraction * w / 2 + 1e-6))
+        return box_mask((h, w), cutoff, integer=True, device=device, dtype=torch.float64)
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         h, w = x.shape[-2:]
         mask = self.kept_mask(self.value("kept_fraction", params, x), h, w, x.device)
-        k = torch.fft.fft2(x) * _spatial_view(mask, x.ndim)
-        return torch.fft.ifft2(k).abs().to(x.dtype)
+        return masked_fft2(x, _spatial_view(mask, x.ndim)).abs().to(x.dtype)
 
 
 @register("mri_kspace_spike")
@@ -294,8 +291,7 @@ class MRIMotionGhosting(MRICorruption):
         factor = torch.polar(torch.ones_like(theta), theta)[:, None, None]
         one = torch.ones((), dtype=factor.dtype, device=dev)
         modulation = torch.where(lines, factor, one)
-        k = torch.fft.fft2(x) * _spatial_view(modulation, x.ndim)
-        return torch.fft.ifft2(k).abs().to(x.dtype)
+        return masked_fft2(x, _spatial_view(modulation, x.ndim)).abs().to(x.dtype)
 
 
 @register("mri_rician_noise")
@@ -339,15 +335,10 @@ class MRIGaussianBlur(MRICorruption):
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
-        m = math.prod(x.shape[1:-2])  # channels (x slices) per sample
-        r = self.radius
-        sigma = self.value("sigma", params, x)
-        t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
-        kern = torch.exp(-(t[None, :] ** 2) / (2 * sigma[:, None] ** 2))
-        kern = (kern / kern.sum(dim=1, keepdim=True)).repeat_interleave(m, dim=0)  # (N*M, K)
-        y = x.reshape(1, n * m, h, w)
-        y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), kern[:, None, :, None], groups=n * m)
-        y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), kern[:, None, None, :], groups=n * m)
+        kern = gaussian_taps(self.value("sigma", params, x), self.radius)  # (N, K)
+        y = x.reshape(n, -1, h, w)  # channels (x slices) share their sample's kernel
+        y = depthwise_conv2d(y, kern[:, :, None])  # along H
+        y = depthwise_conv2d(y, kern[:, None, :])  # along W
         return y.reshape(x.shape)
 
 

@@ -1,0 +1,203 @@
+"""The base of the natural-image corruptions: tables of names, input checks, per-severity groups."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ...base import Params
+from .._common import SeverityCore
+
+__all__ = [
+    "COMMON", "EXTRA", "NAMES", "SUBSETS", "TABLES", "NaturalCorruption", "check_table",
+    "severity_groups", "run_grouped", "take", "pv", "arange_levels",
+]
+
+COMMON: list[str] = [
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+    "jpeg_compression",
+]
+EXTRA: list[str] = ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
+NAMES: list[str] = COMMON + EXTRA
+SUBSETS: dict[str, list[str]] = {
+    "common": COMMON,
+    "extra": EXTRA,
+    "all": NAMES,
+    "noise": COMMON[0:3],
+    "blur": COMMON[3:7],
+    "weather": COMMON[7:11],
+    "digital": COMMON[11:15],
+}
+TABLES: tuple[str, ...] = ("imagenet", "cifar")
+
+
+def arange_levels(start: float, stop: float, step: float) -> tuple[float, ...]:
+    """The zoom factors exactly as ``np.arange`` produced them in the published code."""
+    return tuple(float(v) for v in np.arange(start, stop, step))
+
+
+def check_table(table: Any) -> str:
+    if not isinstance(table, str) or table.lower() not in TABLES:
+        raise ValueError(f"table: unknown parameter table {table!r}; choose one of {list(TABLES)}")
+    return table.lower()
+
+
+def _check_rgb01(x: Any, name: str) -> tuple[torch.Tensor, float, float]:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if not torch.is_floating_point(x):
+        raise TypeError(
+            f"{name}: expected a floating-point tensor (values in [0, 1]), got dtype {x.dtype}; "
+            "convert uint8 images with x.float() / 255"
+        )
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected a batch of shape (N, 3, H, W), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: empty batch (N = 0)")
+    if any(s == 0 for s in x.shape[1:]):
+        raise ValueError(f"{name}: a channel or spatial size is 0 in shape {tuple(x.shape)}")
+    if x.shape[1] != 3:
+        raise ValueError(
+            f"{name}: expected 3 (RGB) channels in shape (N, 3, H, W), got {x.shape[1]} in {tuple(x.shape)}; "
+            "repeat a grey channel with x.expand(-1, 3, -1, -1)"
+        )
+    lo_t, hi_t = torch.aminmax(x.detach())
+    lo, hi = float(lo_t), float(hi_t)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name}: contains NaN or Inf values")
+    if hi > 1.5:
+        raise ValueError(
+            f"{name}: values up to {hi:.4g} look like a 0..255 range; divide by 255 "
+            "(the corruptions expect floats in [0, 1])"
+        )
+    if lo < -0.5:
+        raise ValueError(
+            f"{name}: values down to {lo:.4g} are far outside [0, 1] (a mean/std-normalised image?); "
+            "corrupt images in [0, 1] before normalising"
+        )
+    return x, lo, hi
+
+
+def pv(v: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` -> ``(N, 1, 1, 1)``."""
+    return v.reshape(-1, 1, 1, 1)
+
+
+class NaturalCorruption(SeverityCore, abstract=True):
+    """Base of the natural-image corruptions.
+
+    Args:
+        severity: an int 1..5 (fixed) or an inclusive ``(low, high)`` pair (random per sample).
+        table: ``"imagenet"`` (ImageNet-C parameters, for 224x224 images) or ``"cifar"``
+            (CIFAR-10-C parameters, for 32x32 images).
+        p: probability, per sample, that the sample is corrupted.
+
+    Inputs are float ``(N, 3, H, W)`` RGB batches in [0, 1]: values within [-0.5, 1.5] are clamped
+    to [0, 1] by :meth:`check` (so also in samples the ``p`` coin leaves uncorrupted), values beyond
+    are rejected (a 0..255 image must be divided by 255). Outputs keep shape, dtype and device and
+    lie in [0, 1]. Params hold ``severity`` (``(N,)`` int64) and the subclass' random draws, which
+    never depend on the severity.
+    """
+
+    spatial_dims: ClassVar[tuple[int, ...]] = (2,)
+    #: corruption name without the ``natural_`` prefix
+    name: ClassVar[str] = ""
+    #: table name -> the five per-severity parameter values (scalars or tuples)
+    levels: ClassVar[dict[str, tuple[Any, ...]]] = {}
+
+    def __init__(self, *, severity: int | tuple[int, int] = (1, 5), table: str = "imagenet", p: float = 1.0) -> None:
+        super().__init__(severity=severity, p=p)
+        self.table = check_table(table)
+
+    # -- validation -----------------------------------------------------------------------------
+    def check(self, x: Any, name: str = "x") -> torch.Tensor:
+        """Validate an RGB batch (see the class doc) and return it in [0, 1]: ``x`` itself, or a
+        clamped copy when values lie slightly outside (the range comes from the validation pass)."""
+        x, lo, hi = _check_rgb01(x, name)
+        return x.clamp(0.0, 1.0) if lo < 0 or hi > 1 else x
+
+    # -- helpers --------------------------------------------------------------------------------
+    @property
+    def values(self) -> tuple[Any, ...]:
+        """The five parameter values of this core's table."""
+        return self.levels[self.table]
+
+    def level(self, s: int) -> Any:
+        return self.values[s - 1]
+
+    def vec(self, sev: torch.Tensor, like: torch.Tensor, k: int | None = None) -> torch.Tensor:
+        """Per-sample ``(N,)`` parameter (component ``k`` of tuple entries) for severities ``sev``."""
+        vals = [v if k is None else v[k] for v in self.values]
+        return torch.tensor(vals, dtype=like.dtype, device=like.device)[sev - 1]
+
+    def _severities(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        sev = params["severity"].to(x.device).long()
+        if sev.shape != (x.shape[0],):
+            raise ValueError(f"params['severity']: expected shape ({x.shape[0]},), got {tuple(sev.shape)}")
+        if bool(((sev < 1) | (sev > 5)).any()):
+            raise ValueError(f"params['severity']: values must be in 1..5, got {sev.tolist()}")
+        return sev
+
+    @staticmethod
+    def field(params: Params, key: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """A per-sample random field from ``params``, checked against ``shape``, on ``x``'s device."""
+        v = params[key]
+        if tuple(v.shape) != tuple(shape):
+            raise ValueError(
+                f"params[{key!r}]: shape {tuple(v.shape)} does not match the input (expected {tuple(shape)}); "
+                "draw params with sample_params() on a batch of the same shape"
+            )
+        return v.to(device=x.device, dtype=x.dtype if v.is_floating_point() else v.dtype)
+
+    # -- application ----------------------------------------------------------------------------
+    def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        # x comes from check(): already in [0, 1]
+        work = (x if x.dtype in (torch.float32, torch.float64) else x.float()).contiguous()
+        sev = self._severities(params, work)
+        out = self._corrupt(work, params, sev)
+        if out.data_ptr() in (x.data_ptr(), work.data_ptr()):  # never clamp the caller's tensor in place
+            out = out.clone()
+        return out.clamp_(0.0, 1.0).to(x.dtype)
+
+    def _corrupt(self, x: torch.Tensor, params: Params, sev: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"severity={self.severity}, table={self.table!r}, p={self.p}"
+
+
+def severity_groups(sev: torch.Tensor) -> Iterator[tuple[int, torch.Tensor | None]]:
+    """Yield ``(s, index)`` per distinct severity; ``index`` is None when the whole batch shares it."""
+    values = torch.unique(sev).tolist()
+    if len(values) == 1:
+        yield int(values[0]), None
+        return
+    for s in values:
+        yield int(s), torch.nonzero(sev == s).squeeze(1)
+
+
+def run_grouped(x: torch.Tensor, sev: torch.Tensor,
+                fn: Callable[[torch.Tensor, int, torch.Tensor | None], torch.Tensor]) -> torch.Tensor:
+    """``fn(x_g, s, index)`` per severity group, results written back in batch order."""
+    out = None
+    for s, idx in severity_groups(sev):
+        if idx is None:
+            return fn(x, s, None)
+        y = fn(x.index_select(0, idx), s, idx)
+        if out is None:
+            out = torch.empty((x.shape[0], *y.shape[1:]), dtype=y.dtype, device=y.device)
+        out.index_copy_(0, idx, y)
+    assert out is not None
+    return out
+
+
+def take(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    """Rows ``idx`` of a per-sample parameter (all rows when ``idx`` is None), on ``idx``'s device."""
+    if idx is None:
+        return t
+    return t.to(idx.device).index_select(0, idx)

@@ -1,0 +1,157 @@
+"""PIL's box resampling (pixelate) as tensor ops, and the libjpeg round trip (JPEG compression)."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ...functional.chunks import chunked
+
+__all__ = ["pixelate", "jpeg_roundtrip"]
+
+
+def pixelate(x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
+    """PIL box down to ``(hs, ws)`` and box up again, ``(N, C, H, W)`` -> same shape.
+
+    Every step works on rows (dim -2), where a gather copies whole contiguous rows: box down the
+    rows (a weighted sum of the few row runs of each box), transpose, box down the former columns
+    the same way, upsample them (PIL's box upsampling picks one source per output), transpose back
+    and upsample the rows straight into the output. Cache-sized chunks on the CPU.
+    """
+    h, w = x.shape[-2:]
+    dev, dt = x.device, x.dtype
+    down_h, down_w = _box_taps(h, hs, dev, dt), _box_taps(w, ws, dev, dt)
+    up_h = torch.as_tensor(_pil_box_up_index(hs, h), device=dev)
+    up_w = torch.as_tensor(_pil_box_up_index(ws, w), device=dev)
+
+    def block(xb: torch.Tensor, out: torch.Tensor, i: int) -> None:
+        t = _box_down_rows(xb, down_h)  # (b, C, hs, W)
+        t = _box_down_rows(t.transpose(2, 3), down_w).index_select(2, up_w)  # (b, C, W, hs)
+        torch.index_select(t.transpose(2, 3).contiguous(), 2, up_h, out=out)
+
+    return chunked(x, block)
+
+
+def _box_taps(n: int, n_out: int, device: torch.device, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """PIL box downsampling of ``n`` rows to ``n_out`` as taps ``(row index, weight)``: output row
+    ``i`` is the mean of its contiguous run of input rows (tap ``k`` of a shorter run weighs 0)."""
+    start, end = _pil_box_runs(n, n_out)
+    length = end - start
+    return [(torch.as_tensor(np.minimum(start + k, n - 1), device=device),
+             torch.as_tensor(((k < length) / length).reshape(1, 1, -1, 1), dtype=dtype, device=device))
+            for k in range(int(length.max()))]
+
+
+def _box_down_rows(x: torch.Tensor, taps: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Box-downsample dim -2 of ``(b, C, n, W)`` (any strides) with :func:`_box_taps`."""
+    out = x.index_select(2, taps[0][0]).mul_(taps[0][1])
+    for index, weight in taps[1:]:
+        out.addcmul_(x.index_select(2, index), weight)
+    return out
+
+
+@functools.lru_cache(maxsize=128)
+def _pil_box_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` resampling matrix of PIL's ``Image.BOX`` filter (``precompute_coeffs``)."""
+    scale = n_in / n_out
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    ss = 1.0 / filterscale
+    m = np.zeros((n_out, n_in))
+    for xx in range(n_out):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), n_in)
+        t = (np.arange(xmin, xmax) - center + 0.5) * ss
+        wts = ((t > -0.5) & (t <= 0.5)).astype(np.float64)
+        total = wts.sum()
+        if total > 0:
+            m[xx, xmin:xmax] = wts / total
+    return m
+
+
+@functools.lru_cache(maxsize=128)
+def _pil_box_runs(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and one-past-last input index of each output's box (a contiguous run)."""
+    m = _pil_box_matrix(n_in, n_out) > 0
+    start = m.argmax(axis=1)
+    end = n_in - m[:, ::-1].argmax(axis=1)
+    if not np.array_equal(m.sum(axis=1), end - start):  # pragma: no cover - PIL boxes are contiguous
+        raise RuntimeError("non-contiguous box")
+    return start, end
+
+
+@functools.lru_cache(maxsize=128)
+def _pil_box_up_index(n_in: int, n_out: int) -> np.ndarray:
+    """Upsampling with PIL's box filter picks exactly one input pixel per output pixel."""
+    return _pil_box_matrix(n_in, n_out).argmax(axis=1)
+
+
+def jpeg_roundtrip(x: torch.Tensor, quality: Sequence[int], workers: int | None = None) -> torch.Tensor:
+    """8-bit JPEG round trip of a ``(N, 3, H, W)`` float CPU batch in [0, 1] at per-image ``quality``.
+
+    The batch is split over ``workers`` threads (default: torch's intra-op thread count); each
+    converts blocks of 4 images to uint8, runs the codec (:func:`_codec`) and writes the decoded
+    block back as float, so the conversions stay in cache and overlap the codec of the other thread.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = x.shape[0]
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    step = 4
+
+    def part(lo: int, hi: int) -> None:
+        for i in range(lo, hi, step):
+            j = min(hi, i + step)
+            u8 = x[i:j].mul(255.0).round_().to(torch.uint8)  # x is in [0, 1]: no clamp needed
+            by_q: dict[int, list[int]] = {}
+            for k in range(i, j):
+                by_q.setdefault(int(quality[k]), []).append(k)
+            for q, idx in by_q.items():
+                for k, dec in zip(idx, _codec([u8[k - i] for k in idx], q)):
+                    out[k].copy_(dec)
+            out[i:j].div_(255.0)
+
+    workers = max(1, min(n, workers or torch.get_num_threads()))
+    bounds = [(k * n // workers, (k + 1) * n // workers) for k in range(workers)]
+    with warnings.catch_warnings():  # held by this thread until the workers are done
+        warnings.filterwarnings("ignore", message=".*capabilities of TorchVision are deprecated", category=DeprecationWarning)
+        if workers == 1:
+            part(0, n)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(lambda b: part(*b), bounds))
+    return out
+
+
+def _codec(images: list[torch.Tensor], quality: int) -> list[torch.Tensor]:
+    """One libjpeg encode/decode round trip per ``(3, H, W)`` uint8 image.
+
+    torchvision's libjpeg bindings when they load: they take planar tensors, run in C++ without
+    the GIL (so the threads of :func:`jpeg_roundtrip` run in parallel, which Pillow's encoder
+    does not) and give the same bytes as Pillow's ``save(..., 'JPEG', quality=q)`` round trip
+    (checked by the fidelity test against imagecorruptions). Pillow otherwise (torchvision
+    deprecated these functions in 0.29 in favour of TorchCodec).
+    """
+    try:
+        from torchvision.io import decode_jpeg, encode_jpeg
+
+        return list(decode_jpeg(encode_jpeg(images, quality=quality)))
+    except (ImportError, RuntimeError, AttributeError):  # pragma: no cover - no torchvision image codecs
+        pass
+    import io
+
+    from PIL import Image
+
+    res = []
+    for im in images:
+        buf = io.BytesIO()
+        Image.fromarray(im.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
+        buf.seek(0)
+        with Image.open(buf) as dec:
+            res.append(torch.from_numpy(np.array(dec.convert("RGB"))).permute(2, 0, 1))
+    return res

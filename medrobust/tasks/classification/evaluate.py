@@ -1,0 +1,551 @@
+"""Evaluate image classifiers on clean, corrupted and shifted-domain test data.
+
+For every condition the input batch is built once and every model is run on it, so all models see
+identical corrupted images:
+
+* **clean**: the task's clean test set (CIFAR test batch; the in-domain test split of the source
+  domains for domain tasks);
+* **corruptions**: each corruption × severity of the natural-image suite
+  (:func:`medrobust.augment.corrupt` with ``table="cifar"`` for images of 64 pixels or less, else
+  ``"imagenet"``; ``evaluate.table`` overrides), applied to the clean test set on the fly with a
+  generator seeded by ``(evaluate.seed, corruption, severity, first index of the batch)`` — so results
+  are reproducible for a given ``evaluate.batch_size``; or read from ``corrupted_root``: CIFAR-10-C
+  style ``<corruption>.npy`` + ``labels.npy`` (written by ``medrobust corrupt --task cifar`` or the
+  public release) or ImageNet-C style ``<corruption>/<severity>/<class>/<image>`` folders;
+* **domains**: each held-out target domain, whole (per-domain accuracy).
+
+Metrics (Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common Corruptions and
+Perturbations", ICLR 2019): with ``E_{s,c}`` the top-1 error at severity ``s`` of corruption ``c``,
+
+* ``CE_c = Σ_s E_{s,c} / Σ_s E^{AlexNet}_{s,c}`` and ``mCE`` = mean of ``CE_c`` over the corruptions;
+* relative ``CE_c = Σ_s (E_{s,c} − E_clean) / Σ_s (E^{AlexNet}_{s,c} − E^{AlexNet}_clean)``, relative mCE
+  their mean;
+* mean corruption accuracy = mean of the accuracies over every corruption × severity evaluated.
+
+The AlexNet errors (:data:`ALEXNET_ERRORS`, per severity, the 15 ImageNet-C corruptions) are the
+values published with ImageNet-C; ``E^{AlexNet}_clean`` = 0.4348 (torchvision's AlexNet, 56.52 %
+top-1; the paper's table rounds it to 43.5). They exist only for ImageNet-C: for CIFAR-10-C /
+CIFAR-100-C and other small-image sets no AlexNet baseline was published, so the normalised
+CE/mCE is not reported there; the report gives the **unnormalised** mean corruption error
+``mean_{c,s} E_{s,c}`` (what the AugMix paper tabulates for CIFAR) and the relative mean error
+``mean_{c,s} (E_{s,c} − E_clean)`` instead. Sums run over the severities evaluated, so a subset of
+severities gives a CE over that subset (flagged in the report).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import ClassificationConfig
+
+__all__ = [
+    "ALEXNET_ERRORS",
+    "ALEXNET_CLEAN_ERROR",
+    "load_run",
+    "evaluate_classification",
+    "summarise",
+    "comparison_table",
+    "write_classification_report",
+]
+
+#: ImageNet-C top-1 error of AlexNet per corruption, severities 1..5 (Hendrycks & Dietterich, 2019)
+ALEXNET_ERRORS: dict[str, tuple[float, float, float, float, float]] = {
+    "gaussian_noise": (0.69528, 0.82542, 0.93554, 0.98138, 0.99452),
+    "shot_noise": (0.71224, 0.85108, 0.93574, 0.98182, 0.99146),
+    "impulse_noise": (0.78374, 0.89808, 0.94870, 0.98720, 0.99548),
+    "defocus_blur": (0.65624, 0.73202, 0.85036, 0.91364, 0.94714),
+    "glass_blur": (0.64308, 0.75054, 0.88806, 0.91622, 0.93344),
+    "motion_blur": (0.58430, 0.70048, 0.82108, 0.89750, 0.92638),
+    "zoom_blur": (0.70008, 0.76992, 0.80784, 0.84198, 0.87198),
+    "snow": (0.71726, 0.88392, 0.86468, 0.91870, 0.94952),
+    "frost": (0.61390, 0.79734, 0.88790, 0.89942, 0.93430),
+    "fog": (0.67474, 0.76050, 0.84378, 0.87260, 0.94500),
+    "brightness": (0.45140, 0.48502, 0.54048, 0.62166, 0.72440),
+    "contrast": (0.64548, 0.76150, 0.88874, 0.97760, 0.99270),
+    "elastic_transform": (0.52596, 0.70116, 0.55686, 0.64076, 0.80554),
+    "pixelate": (0.52218, 0.54620, 0.73728, 0.87092, 0.91262),
+    "jpeg_compression": (0.51002, 0.54718, 0.57294, 0.65458, 0.74778),
+}
+#: AlexNet's clean ImageNet top-1 error (torchvision weights, 56.522 % accuracy)
+ALEXNET_CLEAN_ERROR = 0.43478
+
+_DASH = "–"
+
+
+# ------------------------------------------------------------------------------------------ loading
+def load_run(run_dir: str | Path, *, device: torch.device | str = "cpu", checkpoint: str = "best.pt",
+             num_classes: int | None = None):
+    """``(cfg, model)`` from ``run_dir/config.yaml`` and ``run_dir/<checkpoint>`` (weights_only).
+
+    ``num_classes``: the class count of the run's dataset (read from the data when None)."""
+    from ...config import load_config
+    from ...models.factory import load_weights
+    from ...train.loop import run_paths
+    from .train import build_model, prepare_data
+
+    cfg_path, ckpt_path = run_paths(run_dir, checkpoint)
+    cfg = load_config(cfg_path, model=ClassificationConfig)
+    if num_classes is None:
+        num_classes = prepare_data(cfg).num_classes
+    model = build_model(cfg.model_copy(update={"model": cfg.model.model_copy(update={"weights": None})}), num_classes)
+    load_weights(model, ckpt_path, what="checkpoint", detail=f" of {cfg_path} with {num_classes} classes")
+    return cfg, model.to(device).eval()
+
+
+def _seed(*parts: Any) -> int:
+    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+def _subset(n: int, cap: int | None, seed: int) -> np.ndarray:
+    if cap is None or n <= cap:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 3]).permutation(n)[:cap])
+
+
+def _stack(dataset: Any, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(N, 3, H, W)`` float in [0, 1] and labels of ``dataset[indices]`` (no CPU transforms)."""
+    from ...data.cifar import to_chw_float
+
+    if hasattr(dataset, "image_uint8"):
+        imgs = to_chw_float(np.stack([dataset.image_uint8(int(i)) for i in indices])) if len(indices) else torch.zeros(0, 3, 1, 1)
+    elif isinstance(getattr(dataset, "images", None), np.ndarray):
+        imgs = to_chw_float(np.ascontiguousarray(dataset.images[indices]))
+    else:
+        imgs = torch.stack([dataset[int(i)]["image"] for i in indices])
+    labels = torch.as_tensor(np.asarray(dataset.labels)[indices], dtype=torch.int64)
+    return imgs, labels
+
+
+def _corruption_list(spec: Any) -> list[str]:
+    if not isinstance(spec, str) and not list(spec):
+        return []
+    from ...augment import corruption_names
+
+    if isinstance(spec, str):
+        return list(corruption_names(spec))
+    known = list(corruption_names("all"))
+    names = [str(s) for s in spec]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"evaluate.corruptions: unknown {unknown}; choose from {known} or all/common/extra")
+    return names
+
+
+# ----------------------------------------------------------------------------------------- metrics
+def summarise(entry: Mapping[str, Any], table: str) -> dict[str, Any]:
+    """Summary numbers of one model's results (accuracies/errors as fractions, CE as ratios)."""
+    clean = float(entry["clean"]["accuracy"])
+    e_clean = 1 - clean
+    corr = entry.get("corruptions") or {}
+    accs = [float(v["accuracy"]) for by in corr.values() for v in by.values()]
+    out: dict[str, Any] = {"clean_accuracy": clean, "clean_error": e_clean}
+    if accs:
+        out["mean_corruption_accuracy"] = float(np.mean(accs))
+        out["mean_corruption_error"] = float(np.mean([1 - a for a in accs]))
+        out["relative_mean_corruption_error"] = float(np.mean([(1 - a) - e_clean for a in accs]))
+        out["corruption_accuracy"] = {c: float(np.mean([v["accuracy"] for v in by.values()])) for c, by in corr.items()}
+        out["severity_accuracy"] = {
+            str(s): float(np.mean([by[str(s)]["accuracy"] for by in corr.values() if str(s) in by]))
+            for s in sorted({int(k) for by in corr.values() for k in by})
+        }
+        if table == "imagenet":
+            ce, rce = {}, {}
+            for c, by in corr.items():
+                if c not in ALEXNET_ERRORS:
+                    continue
+                sevs = sorted(int(s) for s in by)
+                err = [1 - float(by[str(s)]["accuracy"]) for s in sevs]
+                ref = [ALEXNET_ERRORS[c][s - 1] for s in sevs]
+                ce[c] = sum(err) / sum(ref)
+                rce[c] = sum(e - e_clean for e in err) / sum(r - ALEXNET_CLEAN_ERROR for r in ref)
+            if ce:
+                out["ce"], out["relative_ce"] = ce, rce
+                out["mCE"] = float(np.mean(list(ce.values())))
+                out["relative_mCE"] = float(np.mean(list(rce.values())))
+                out["mCE_corruptions"] = len(ce)
+    doms = entry.get("domains") or {}
+    if doms:
+        vals = [float(v["accuracy"]) for v in doms.values()]
+        out["mean_domain_accuracy"] = float(np.mean(vals))
+        out["worst_domain_accuracy"] = float(np.min(vals))
+    return out
+
+
+def _pct(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return _DASH
+    return f"{100 * float(v):.2f}"
+
+
+def comparison_table(results: Mapping[str, Any]) -> str:
+    """One row per model: clean accuracy, mean corruption accuracy, (m)CE, relative (m)CE and the
+    mean / worst target-domain accuracy (all in %)."""
+    from ...evaluate.report import format_table
+
+    models = results.get("models") or {}
+    if not models:
+        raise ValueError("results['models'] must be a non-empty dict")
+    normalised = (results.get("protocol") or {}).get("normalisation") == "alexnet"
+    ce_col = "mCE (%)" if normalised else "Mean corr. error (%)"
+    rce_col = "Rel. mCE (%)" if normalised else "Rel. mean error (%)"
+    cols = ["Model", "Clean acc (%)", "Mean corr. acc (%)", ce_col, rce_col, "Target domains acc (%)", "Worst domain (%)"]
+    rows = []
+    for name, m in models.items():
+        s = m.get("summary") or {}
+        rows.append({
+            "Model": name,
+            "Clean acc (%)": _pct(s.get("clean_accuracy")),
+            "Mean corr. acc (%)": _pct(s.get("mean_corruption_accuracy")),
+            ce_col: _pct(s.get("mCE") if normalised else s.get("mean_corruption_error")),
+            rce_col: _pct(s.get("relative_mCE") if normalised else s.get("relative_mean_corruption_error")),
+            "Target domains acc (%)": _pct(s.get("mean_domain_accuracy")),
+            "Worst domain (%)": _pct(s.get("worst_domain_accuracy")),
+        })
+    return format_table(rows, cols)
+
+
+# ----------------------------------------------------------------------------------------- figures
+def _plot_accuracy_vs_severity(results: Mapping[str, Any], path: Path) -> Path | None:
+    from ...evaluate.report import _new_figure, _save_figure
+
+    models = results["models"]
+    corruptions: list[str] = []
+    for m in models.values():
+        corruptions += [c for c in (m.get("corruptions") or {}) if c not in corruptions]
+    if not corruptions:
+        return None
+    panels = ["mean over corruptions", *corruptions]
+    ncols = min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = _new_figure((3.3 * ncols, 2.7 * nrows + 0.5))
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+    import matplotlib as mpl
+
+    colors = mpl.colormaps["tab10"].colors
+    handles = {}
+    for i, panel in enumerate(panels):
+        ax = axes[i // ncols][i % ncols]
+        for j, (name, m) in enumerate(models.items()):
+            xs, ys = [0], [100 * m["clean"]["accuracy"]]
+            if i == 0:
+                sev = (m.get("summary") or {}).get("severity_accuracy") or {}
+                pairs = sorted((int(k), v) for k, v in sev.items())
+            else:
+                by = (m.get("corruptions") or {}).get(panel) or {}
+                pairs = sorted((int(k), v["accuracy"]) for k, v in by.items())
+            if not pairs:
+                continue
+            xs += [p[0] for p in pairs]
+            ys += [100 * p[1] for p in pairs]
+            (line,) = ax.plot(xs, ys, marker="os^Dv<>p"[j % 8], ms=4, lw=1.6, color=colors[j % len(colors)], label=name)
+            handles[name] = line
+        ax.set_title(panel.replace("_", " "), fontsize=10, fontweight="bold" if i == 0 else None)
+        ax.grid(True, alpha=0.3)
+    for k in range(len(panels), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("severity (0 = clean)")
+    for row in axes:
+        row[0].set_ylabel("accuracy (%)")
+    axes[0][0].set_xticks([0, 1, 2, 3, 4, 5])
+    fig.legend(list(handles.values()), list(handles), loc="upper center", ncol=min(5, len(handles)), frameon=False,
+               bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (2.7 * nrows + 0.5)))
+    return _save_figure(fig, path)
+
+
+def _plot_bars(results: Mapping[str, Any], key: str, path: Path, ylabel: str, include_clean: bool) -> Path | None:
+    from ...evaluate.report import _new_figure, _save_figure
+
+    models = results["models"]
+    groups: list[str] = []
+    for m in models.values():
+        src = (m.get("summary") or {}).get("corruption_accuracy") if key == "corruptions" else m.get("domains")
+        groups += [g for g in (src or {}) if g not in groups]
+    if not groups:
+        return None
+    labels = (["clean"] if include_clean else []) + groups
+    fig = _new_figure((max(5.0, 0.65 * len(labels) * max(1, len(models)) / 1.6 + 2), 3.6))
+    ax = fig.subplots()
+    import matplotlib as mpl
+
+    colors = mpl.colormaps["tab10"].colors
+    width = 0.8 / max(1, len(models))
+    x = np.arange(len(labels))
+    for j, (name, m) in enumerate(models.items()):
+        if key == "corruptions":
+            src = (m.get("summary") or {}).get("corruption_accuracy") or {}
+        else:
+            src = {d: v["accuracy"] for d, v in (m.get("domains") or {}).items()}
+        vals = ([m["clean"]["accuracy"]] if include_clean else []) + [src.get(g, np.nan) for g in groups]
+        ax.bar(x + (j - (len(models) - 1) / 2) * width, 100 * np.asarray(vals, dtype=float), width,
+               label=name, color=colors[j % len(colors)])
+    ax.set_xticks(x)
+    ax.set_xticklabels([s.replace("_", " ") for s in labels], rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, ncol=min(5, len(models)), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+# ------------------------------------------------------------------------------------------ report
+def _acc_table(by: Mapping[str, Mapping[str, Any]], sevs: list[int]) -> str:
+    from ...evaluate.report import format_table
+
+    cols = ["Corruption", *[str(s) for s in sevs], "Mean"]
+    rows = []
+    for c, v in by.items():
+        accs = [v[str(s)]["accuracy"] for s in sevs if str(s) in v]
+        rows.append({"Corruption": c, **{str(s): _pct(v[str(s)]["accuracy"]) if str(s) in v else _DASH for s in sevs},
+                     "Mean": _pct(float(np.mean(accs)) if accs else None)})
+    means = {str(s): _pct(float(np.mean([v[str(s)]["accuracy"] for v in by.values() if str(s) in v]))) for s in sevs}
+    allv = [x["accuracy"] for v in by.values() for x in v.values()]
+    rows.append({"Corruption": "**mean**", **means, "Mean": _pct(float(np.mean(allv)) if allv else None)})
+    return format_table(rows, cols)
+
+
+def write_classification_report(out_dir: str | os.PathLike[str], results: dict[str, Any],
+                                title: str = "Classification robustness") -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``figures/*.png`` (atomically) and return their paths."""
+    from ...io import atomic_write_json, atomic_write_text
+    from ...evaluate.report import _references_section, _sanitize, format_table
+
+    out_dir = Path(out_dir)
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
+    figures: dict[str, Path] = {}
+    for name, fn in (
+        ("accuracy_vs_severity", lambda p: _plot_accuracy_vs_severity(results, p)),
+        ("corruption_bars", lambda p: _plot_bars(results, "corruptions", p, "mean accuracy over severities (%)", True)),
+        ("domain_bars", lambda p: _plot_bars(results, "domains", p, "accuracy (%)", True)),
+    ):
+        made = fn(fig_dir / f"{name}.png")
+        if made is not None:
+            figures[name] = made
+    files.update(figures)
+    results["files"] = {k: str(v) for k, v in files.items()}
+    atomic_write_json(files["json"], _sanitize(results), allow_nan=False)
+
+    proto = results.get("protocol") or {}
+    models = results["models"]
+    md = [f"# {title}", "", f"**task:** {results.get('task')}  \n**run:** {results.get('run')}", ""]
+    md += [f"Clean test: {proto.get('clean_test')} ({proto.get('n_clean')} images). "
+           f"Corruptions: {len(proto.get('corruptions') or [])} × severities {proto.get('severities')} "
+           f"({proto.get('corruption_source')}, table `{proto.get('table')}`, seed {proto.get('seed')}).", ""]
+    if proto.get("note"):
+        md += [f"*{proto['note']}*", ""]
+    md += ["## Comparison", "", comparison_table(results)]
+    if any(m.get("domains") for m in models.values()):
+        doms: list[str] = []
+        for m in models.values():
+            doms += [d for d in (m.get("domains") or {}) if d not in doms]
+        rows = [{"Model": n, "clean (source)": _pct(m["clean"]["accuracy"]),
+                 **{d: _pct((m.get("domains") or {}).get(d, {}).get("accuracy")) for d in doms},
+                 "Mean": _pct((m.get("summary") or {}).get("mean_domain_accuracy"))} for n, m in models.items()]
+        md += ["## Accuracy (%) per target domain", "", format_table(rows, ["Model", "clean (source)", *doms, "Mean"])]
+    if any(m.get("corruptions") for m in models.values()):
+        sevs = [int(s) for s in proto.get("severities") or [1, 2, 3, 4, 5]]
+        md += ["## Accuracy (%) by corruption and severity", ""]
+        for n, m in models.items():
+            if m.get("corruptions"):
+                md += [f"### {n}", "", _acc_table(m["corruptions"], sevs)]
+        if proto.get("normalisation") == "alexnet":
+            names = sorted({c for m in models.values() for c in ((m.get("summary") or {}).get("ce") or {})},
+                           key=list(ALEXNET_ERRORS).index)
+            rows = [{"Model": n, **{c: _pct((m.get("summary") or {}).get("ce", {}).get(c)) for c in names},
+                     "mCE": _pct((m.get("summary") or {}).get("mCE"))} for n, m in models.items()]
+            md += ["## Corruption error CE (%), normalised by AlexNet", "", format_table(rows, ["Model", *names, "mCE"])]
+    if results.get("references"):
+        md += ["## References (published numbers, as reported)", "", _references_section(results["references"])]
+    if figures:
+        md += ["## Figures", ""] + [f"![{k}](figures/{p.name})\n" for k, p in figures.items()]
+    atomic_write_text(files["markdown"], "\n".join(md).rstrip() + "\n")
+    return files
+
+
+def _references(dataset: str) -> dict[str, Any]:
+    """Published reference numbers of the dataset's protocol (package data)."""
+    from ..base import references
+
+    return references(__package__, {"cifar10": "cifar10c", "cifar100": "cifar10c"}.get(dataset, dataset))
+
+
+# -------------------------------------------------------------------------------------- evaluation
+def evaluate_classification(
+    runs: Mapping[str, str | Path],
+    *,
+    out_dir: str | Path,
+    overrides: Sequence[str] | None = None,
+    corrupted_root: str | Path | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate trained runs (``{model_name: run_dir}``) and write ``out_dir/report.{md,json}`` + figures.
+
+    Test data and evaluation settings come from the first run's config (``overrides`` apply
+    ``--set evaluate.*`` / ``data.*`` keys on top). Returns the results dict: ``task``, ``run``,
+    ``protocol`` (what was evaluated), ``models`` (per model: ``clean``, ``corruptions``
+    ``{name: {"1": {"accuracy", "n"}, ...}}``, ``domains``, ``summary`` — see :func:`summarise`),
+    ``references`` and ``files``.
+    """
+    from tqdm.auto import tqdm
+
+    from .train import prepare_data
+    from ...config import apply_overrides, load_config, validate
+
+    if not runs:
+        raise ValueError("evaluate: no runs given")
+    from ...train.loop import resolve_device
+
+    dev = resolve_device(device, what="--device")
+    first = Path(next(iter(runs.values())))
+    if not (first / "config.yaml").is_file():
+        raise FileNotFoundError(f"{first}: no config.yaml (is this a run directory from `medrobust train`?)")
+    cfg0 = load_config(first / "config.yaml", model=ClassificationConfig)
+    if overrides:
+        cfg0 = validate(apply_overrides(cfg0.model_dump(mode="json"), list(overrides)), source="--set", model=ClassificationConfig)
+    ev = cfg0.evaluate
+    data = prepare_data(cfg0)
+    loaded = {name: load_run(path, device=dev, num_classes=data.num_classes) for name, path in runs.items()}
+    datasets = {c.data.dataset for c, _ in loaded.values()}
+    if len(datasets) > 1:
+        raise ValueError(f"--run: runs on different datasets {sorted(datasets)} cannot be compared in one report")
+    table = ev.table if ev.table != "auto" else ("cifar" if data.image_size <= 64 else "imagenet")
+    corruptions = _corruption_list(ev.corruptions)
+    sevs = list(ev.severities)
+    bs = ev.batch_size
+
+    # every condition is a source of (images, labels) batches, read lazily (PACS-size sets do not fit
+    # in memory as floats); the clean set is kept in memory when small, since every on-the-fly
+    # corruption starts from it
+    Fetch = Any
+    test_idx = _subset(len(data.test), ev.max_images, ev.seed)
+    h = w = data.image_size
+    if len(test_idx) * 3 * h * w * 4 <= (512 << 20):
+        clean_x, clean_y = _stack(data.test, test_idx)
+
+        def fetch_clean(a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return clean_x[a:b], clean_y[a:b]
+    else:
+        def fetch_clean(a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return _stack(data.test, test_idx[a:b])
+
+    def from_dataset(ds: Any) -> tuple[int, Fetch]:
+        idx = _subset(len(ds), ev.max_images, ev.seed)
+        return len(idx), lambda a, b: _stack(ds, idx[a:b])
+
+    source = "on the fly"
+    cond: list[tuple[str, str | None, int | None]] = [("clean", None, None)]
+    cond += [("corrupt", c, s) for c in corruptions for s in sevs]
+    if ev.domains:
+        cond += [("domain", d, None) for d in data.domains]
+    files_kind: dict[str, str] = {}
+    if corrupted_root is not None and corruptions:
+        root = Path(corrupted_root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"--corrupted-root {root}: folder does not exist")
+        for c in corruptions:
+            if (root / f"{c}.npy").is_file():
+                files_kind[c] = "npy"
+            elif (root / c).is_dir():
+                files_kind[c] = "folders"
+            else:
+                raise FileNotFoundError(f"--corrupted-root {root}: neither {c}.npy (CIFAR-10-C layout) nor "
+                                        f"{c}/<severity>/<class>/ (ImageNet-C layout) found")
+        source = f"files under {root}"
+
+    def open_condition(kind: str, name: str | None, sev: int | None) -> tuple[int, Fetch, bool]:
+        """(number of images, fetch(start, end) -> (images, labels), corrupt_on_the_fly)."""
+        if kind == "clean":
+            return len(test_idx), fetch_clean, False
+        if kind == "domain":
+            return (*from_dataset(data.domains[str(name)]), False)
+        if corrupted_root is None:
+            return len(test_idx), fetch_clean, True
+        from ...data.cifar import read_cifar_c, to_chw_float
+
+        root = Path(corrupted_root)
+        if files_kind[str(name)] == "npy":
+            imgs, labels = read_cifar_c(root, str(name), sev)
+            if imgs.shape[1:3] != (h, w):
+                raise ValueError(f"{root / f'{name}.npy'}: images are {imgs.shape[1:3]}, the models expect {h}x{w}")
+            idx = _subset(len(labels), ev.max_images, ev.seed)
+            return len(idx), lambda a, b: (to_chw_float(np.ascontiguousarray(imgs[idx[a:b]])),
+                                           torch.as_tensor(labels[idx[a:b]])), False
+        from ...data.folders import FolderDataset, scan_corruption_folders
+
+        recs = scan_corruption_folders(root, data.classes, [str(name)], [int(sev or 1)])[(str(name), int(sev or 1))]
+        return (*from_dataset(FolderDataset(recs, h)), False)
+
+    if corruptions and corrupted_root is None:
+        from ...augment import corrupt
+
+    correct = {(m, k): 0 for m in loaded for k in cond}
+    counts = {k: 0 for k in cond}
+    total = sum(len(test_idx) if k[0] != "domain" else min(len(data.domains[str(k[1])]), ev.max_images or 10**12)
+                for k in cond)
+    bar = tqdm(total=total, desc="evaluate", unit="img", disable=not progress, dynamic_ncols=True, leave=False)
+    with torch.no_grad():
+        for key in cond:
+            kind, name, sev = key
+            n_images, fetch, on_the_fly = open_condition(kind, name, sev)
+            for start in range(0, n_images, bs):
+                xb, yb = fetch(start, start + bs)
+                if yb.numel() and (int(yb.min()) < 0 or int(yb.max()) >= data.num_classes):
+                    raise ValueError(f"{kind} {name or ''} s{sev or ''}: labels outside 0..{data.num_classes - 1}")
+                x, y = xb.to(dev), yb.to(dev)
+                if on_the_fly:
+                    gen = torch.Generator().manual_seed(_seed(ev.seed, name, sev, start))
+                    x = corrupt(x, str(name), int(sev or 1), table=table, generator=gen).clamp(0, 1)
+                for mname, (_, model) in loaded.items():
+                    correct[(mname, key)] += int((model(x).argmax(1) == y).sum())
+                counts[key] += len(y)
+                bar.update(len(y))
+    bar.close()
+
+    def acc(m: str, key: tuple[str, str | None, int | None]) -> dict[str, Any]:
+        n = counts[key]
+        return {"accuracy": correct[(m, key)] / n if n else float("nan"), "n": n}
+
+    results: dict[str, Any] = {"task": "classification", "dataset": cfg0.data.dataset, "run": str(out_dir), "models": {}}
+    normalised = table == "imagenet" and any(c in ALEXNET_ERRORS for c in corruptions)
+    note = None
+    if corruptions and not normalised:
+        note = ("No AlexNet reference errors exist for this image scale (they were published for ImageNet-C only), "
+                "so CE/mCE are reported unnormalised: mean corruption error = mean over corruptions and severities "
+                "of the top-1 error; relative = minus the clean error.")
+    elif normalised and (sorted(sevs) != [1, 2, 3, 4, 5] or not set(ALEXNET_ERRORS) <= set(corruptions)):
+        note = "CE/mCE over a subset of the 15 ImageNet-C corruptions or of the severities: not comparable to published mCE."
+    results["protocol"] = {
+        "clean_test": "CIFAR test set" if cfg0.data.dataset in ("cifar10", "cifar100") else "in-domain test split of the source domains",
+        "n_clean": int(len(test_idx)), "corruptions": corruptions, "severities": sevs, "table": table,
+        "corruption_source": source, "seed": ev.seed, "batch_size": bs,
+        "normalisation": "alexnet" if normalised else "none",
+        "domains": list(data.domains) if ev.domains else [], "note": note,
+    }
+    for m in loaded:
+        entry: dict[str, Any] = {"clean": acc(m, ("clean", None, None))}
+        entry["corruptions"] = {c: {str(s): acc(m, ("corrupt", c, s)) for s in sevs} for c in corruptions}
+        if ev.domains and data.domains:
+            entry["domains"] = {d: acc(m, ("domain", d, None)) for d in data.domains}
+        entry["summary"] = summarise(entry, table if normalised else "none")
+        entry["run_dir"] = str(runs[m])
+        results["models"][m] = entry
+    refs = _references(cfg0.data.dataset)
+    if refs:
+        results["references"] = refs
+    titles = {"cifar10": "CIFAR-10 / CIFAR-10-C", "cifar100": "CIFAR-100 / CIFAR-100-C",
+              "digits": "Digits (single-source domain generalisation)", "pacs": "PACS (leave-one-domain-out)"}
+    write_classification_report(out_dir, results, title=f"Classification robustness: {titles.get(cfg0.data.dataset, cfg0.data.dataset)}")
+    return results
