@@ -138,6 +138,11 @@ class RunBase(Strict):
                   "the config)", file=sys.stderr)
         return data
 
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
 class ExperimentBase(RunBase):
     """A training task's config: :class:`RunBase` plus the augmentation cores (validated by the
     registry) and an optional consistency loss.
@@ -153,10 +158,10 @@ class ExperimentBase(RunBase):
     @field_validator("augment")
     @classmethod
     def _augment_entries(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from .augment import build  # the registry validates names and keyword arguments
+        from .augment import validate  # the registry validates names and keyword arguments (reads no files)
 
         for i, entry in enumerate(v):
-            build(entry, where=f"augment[{i}]")
+            validate(entry, where=f"augment[{i}]")
         return v
 
     @model_validator(mode="after")

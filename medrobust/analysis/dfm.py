@@ -18,16 +18,56 @@ in image classification? A frequency shortcut perspective", ICCV 2023; nis-resea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..augment.dfm import filter_to_masks
+from ..augment.dfm import as_dfms, filter_to_masks
 
-__all__ = ["patch_masks", "loss_maps", "dominant_frequency_maps", "shortcut_test", "adcs", "remove_masks"]
+__all__ = ["patch_masks", "loss_maps", "dominant_frequency_maps", "shortcut_test", "adcs", "remove_masks",
+           "load_dfms", "resolve_augment_files"]
+
+
+def load_dfms(dfms: str | os.PathLike[str] | np.ndarray | torch.Tensor, *, name: str = "dfms") -> torch.Tensor:
+    """Boolean DFMs ``(K, H, W)`` (centred layout) from a ``.npy`` file (as written by ``medrobust dfm``),
+    an array or a tensor; ``FileNotFoundError`` / ``ValueError`` naming ``name`` and the file."""
+    if isinstance(dfms, (str, os.PathLike)):
+        path = Path(dfms)
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: {path} does not exist (write DFMs with `medrobust dfm`)")
+        try:
+            dfms = np.load(path, allow_pickle=False)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"{name}: cannot read {path}: {err}") from err
+    return as_dfms(dfms, name=name)
+
+
+def resolve_augment_files(spec: Any) -> Any:
+    """``augment`` config entries (one mapping or a list) with the files they name loaded, for
+    :func:`medrobust.augment.build` (the cores read no files): ``dfmx``'s ``dfms`` (a ``.npy``, see
+    :func:`load_dfms`) and ``latent_blur``'s ``model`` (a ``model.pt`` or run directory; its stored
+    ``reference_sigma`` unless one is given). Other entries and values are returned as they are."""
+    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
+        return [resolve_augment_files(s) for s in spec]
+    if not isinstance(spec, Mapping):
+        return spec
+    out = dict(spec)
+    name = str(out.get("name", "")).lower()
+    if name == "dfmx" and isinstance(out.get("dfms"), (str, os.PathLike)):
+        out["dfms"] = load_dfms(out["dfms"])
+    elif name == "latent_blur" and isinstance(out.get("model"), (str, os.PathLike)):
+        from ..models.blur_autoencoder import load_blur_model
+
+        bundle = load_blur_model(out["model"])
+        out["model"] = bundle.model
+        if out.get("reference_sigma") is None:
+            out["reference_sigma"] = bundle.reference_sigma
+    return out
 
 
 def patch_masks(size: tuple[int, int], patch: int) -> torch.Tensor:

@@ -16,9 +16,9 @@ __all__ = ["BatchAugment", "check_input", "select_params", "REGISTRY", "Compose"
 
 # the modules that define (and so register) cores
 from . import augmix, blur, dfm, fourier, gin, randconv  # noqa: E402,F401
-from .corruptions import mri, natural  # noqa: E402,F401
 from .augmix import AugMix  # noqa: E402
 from .blur import DefocusBlur, LatentBlur  # noqa: E402
+from .corruptions import mri, natural  # noqa: E402,F401
 from .corruptions.natural import corrupt, corruption_names  # noqa: E402
 from .dfm import DFMX  # noqa: E402
 from .fourier import AmplitudeMix, BandFilter, FourierBasisNoise  # noqa: E402

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import BatchAugment, Params, as_range, choice, grouped_conv, per_sample_view, rand, randn
+from .base import BatchAugment, Params, as_range, choice, per_sample_view, rand, randn
+from .functional.conv import grouped_conv
 from .registry import register
 
 __all__ = ["GIN", "IPA", "smooth_blend_mask"]

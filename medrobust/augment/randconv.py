@@ -30,7 +30,8 @@ from typing import Literal
 
 import torch
 
-from .base import BatchAugment, Params, choice, grouped_conv, per_sample_view, rand, randn
+from .base import BatchAugment, Params, choice, per_sample_view, rand, randn
+from .functional.conv import grouped_conv
 from .registry import register
 
 __all__ = ["RandConv", "DISTRIBUTIONS"]

@@ -82,8 +82,10 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     the rows first use it); a row without a key leaves its cell empty, ``None`` reads ``-``. Rates
     (``*_per_s``) have 2 decimals, ``seconds`` 4, ``overhead`` is a signed percentage, ``aug_share`` a
     percentage, speedups and ratios read ``1.23x``. Cells are padded so the columns line up; columns
-    whose values are all numbers are right-aligned (``---:``).
+    whose values are all numbers are right-aligned (``---:``). No rows give ``""``.
     """
+    if not rows:
+        return ""
     seen: dict[str, None] = {}
     for r in rows:
         seen.update(dict.fromkeys(r))
@@ -95,9 +97,9 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
     def line(values: Sequence[str]) -> str:
         return "| " + " | ".join(v.rjust(w) if num else v.ljust(w)
-                                 for v, w, num in zip(values, widths, numeric)) + " |"
+                                 for v, w, num in zip(values, widths, numeric, strict=True)) + " |"
 
-    rule = "|" + "|".join("-" * (w + 1) + ":" if num else "-" * (w + 2) for w, num in zip(widths, numeric)) + "|"
+    rule = "|" + "|".join("-" * (w + 1) + ":" if num else "-" * (w + 2) for w, num in zip(widths, numeric, strict=True)) + "|"
     return "\n".join([line(cols), rule, *(line(r) for r in cells)])
 
 

@@ -12,6 +12,7 @@ import torch
 __all__ = ["predict_logits", "predict", "predict_dataset"]
 
 
+@torch.no_grad()
 def predict_logits(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -49,6 +50,7 @@ def predict(model: torch.nn.Module, x: torch.Tensor, **kw: Any) -> torch.Tensor:
     return predict_logits(model, x, **kw).argmax(1)
 
 
+@torch.no_grad()
 def predict_dataset(model: torch.nn.Module, dataset: Any, device: torch.device, *, collate: Callable[[list[Any]], dict[str, Any]],
                     batch_size: int = 256, indices: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """``(predicted classes, labels)`` of a classifier over ``dataset`` items (``{"image", "label"}``),

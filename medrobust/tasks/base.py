@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Task", "read_protocol", "references"]
+__all__ = ["Task", "build_augment", "read_protocol", "references"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,12 @@ def read_protocol(package: str, name: str) -> dict[str, Any]:
 def references(package: str, name: str) -> dict[str, Any]:
     """The published reference numbers (``references:``) of a protocol, ``{}`` when it lists none."""
     return read_protocol(package, name).get("references", {}) or {}
+
+
+def build_augment(spec: Any) -> Any:
+    """The cores of a config's ``augment:`` list (``None`` when empty); data arguments given as paths
+    (``dfmx.dfms``, ``latent_blur.model``) are loaded first, since cores take tensors and modules."""
+    from ..analysis.dfm import resolve_augment_files
+    from ..augment import build
+
+    return build(resolve_augment_files(spec)) if spec else None

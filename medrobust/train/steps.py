@@ -1,13 +1,12 @@
-"""How segmentation tasks meet the cores: images are augmented on the device, labels never are.
-
-``SegmentationAdapter.step`` is the ``step_fn`` of :func:`medrobust.train.loop.fit`:
+"""How tasks meet the cores: the ``step_fn`` of :func:`medrobust.train.loop.fit` for segmentation and
+classification. Images are augmented on the device; labels never are.
 
 * without consistency: one view (the augmented image, or the clean one when no core is configured),
-  Dice+CE on it;
+  the task loss on it;
 * with consistency (K views): every view is drawn independently **from the clean input** (the
-  original RandConv code draws views 2..K on top of view 1; we do not), Dice+CE on view 1 and
-  ``weight · kl_to_mean/jsd`` over the K views' logits. ``clean_first_view`` makes view 1 the clean
-  image (AugMix style).
+  original RandConv code draws views 2..K on top of view 1; we do not), one forward pass over all
+  views, the task loss on view 1 plus ``weight · kl_to_mean/jsd`` over the K views' logits.
+  ``clean_first_view`` makes view 1 the clean image (AugMix style).
 """
 
 from __future__ import annotations
@@ -18,56 +17,45 @@ import torch
 
 from ..augment.base import BatchAugment
 from ..losses.consistency import consistency_loss
+from ..losses.segmentation import DiceCELoss
 
-__all__ = ["SegmentationAdapter", "DiceCELoss"]
-
-
-class DiceCELoss(torch.nn.Module):
-    """MONAI's Dice + cross-entropy on logits ``(N, K, *S)`` and integer labels ``(N, 1, *S)``."""
-
-    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0) -> None:
-        super().__init__()
-        from monai.losses import DiceCELoss as _DiceCE
-
-        self.loss = _DiceCE(to_onehot_y=True, softmax=True, lambda_ce=ce_weight, lambda_dice=dice_weight)
-
-    def forward(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        return self.loss(logits.float(), label)
+__all__ = ["AugmentedViews", "SegmentationAdapter", "ClassificationAdapter"]
 
 
-class SegmentationAdapter:
-    """Task glue for segmentation: which keys are images/labels, how views and losses are built."""
+class AugmentedViews:
+    """The views of a batch for the configured cores and consistency settings (shared by the adapters)."""
 
     image_key = "image"
     label_key = "label"
 
-    def __init__(
-        self,
-        augment: BatchAugment | None = None,
-        *,
-        consistency: Any | None = None,
-        ce_weight: float = 1.0,
-        dice_weight: float = 1.0,
-        criterion: torch.nn.Module | None = None,
-    ) -> None:
-        self.augment = augment
-        self.consistency = consistency
-        # ``criterion(logits, label)`` replaces Dice+CE (e.g. cross-entropy with ignore_index=255)
-        self.criterion = criterion if criterion is not None else DiceCELoss(ce_weight, dice_weight)
+    def __init__(self, augment: BatchAugment | None = None, consistency: Any | None = None) -> None:
         if consistency is not None and augment is None:
             raise ValueError("consistency: needs at least one augmentation core in 'augment'")
+        self.augment = augment
+        self.consistency = consistency
         self._consistency_fn = consistency_loss(consistency.name) if consistency is not None else None
 
-    def views(self, image: torch.Tensor, generator: torch.Generator | None) -> list[torch.Tensor]:
-        """The training views of a batch of images, each augmented independently from the clean input."""
+    def views(self, image: torch.Tensor, generator: torch.Generator | None,
+              labels: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The training views of a batch, each augmented independently from the clean input; cores
+        that take class labels (DFM-X) get ``labels``."""
         if self.augment is None:
             return [image]
         k = self.consistency.views if self.consistency is not None else 1
-        first_clean = self.consistency is not None and self.consistency.clean_first_view
-        out = [image] if first_clean else []
+        out = [image] if self.consistency is not None and self.consistency.clean_first_view else []
+        kw = {"labels": labels} if labels is not None and getattr(self.augment, "uses_labels", False) else {}
         while len(out) < k:
-            out.append(self.augment(image, generator))
+            out.append(self.augment(image, generator, **kw))
         return out
+
+
+class SegmentationAdapter(AugmentedViews):
+    """Segmentation: Dice+CE (or ``criterion(logits, label)``, e.g. CE with ``ignore_index=255``)."""
+
+    def __init__(self, augment: BatchAugment | None = None, *, consistency: Any | None = None, ce_weight: float = 1.0,
+                 dice_weight: float = 1.0, criterion: torch.nn.Module | None = None) -> None:
+        super().__init__(augment, consistency)
+        self.criterion = criterion if criterion is not None else DiceCELoss(ce_weight, dice_weight)
 
     def step(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         image, label = batch[self.image_key], batch[self.label_key]
@@ -76,8 +64,32 @@ class SegmentationAdapter:
             logits = model(views[0])
             loss = self.criterion(logits, label)
             return loss, {"task_loss": float(loss.detach())}
-        logits_all = model(torch.cat(views))  # one forward pass for all views
-        logits = list(logits_all.chunk(len(views)))
+        logits = list(model(torch.cat(views)).chunk(len(views)))  # one forward pass for all views
         task = self.criterion(logits[0], label)
         cons = self._consistency_fn(logits, weight=self.consistency.weight)
         return task + cons, {"task_loss": float(task.detach()), "consistency_loss": float(cons.detach())}
+
+
+class ClassificationAdapter(AugmentedViews):
+    """Classification: cross-entropy (optional label smoothing) on view 1, training accuracy logged."""
+
+    def __init__(self, augment: BatchAugment | None = None, *, consistency: Any | None = None,
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(augment, consistency)
+        self.label_smoothing = float(label_smoothing)
+
+    def criterion(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (the task loss, also used by AFA's auxiliary path)."""
+        return torch.nn.functional.cross_entropy(logits.float(), label, label_smoothing=self.label_smoothing)
+
+    def step(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        image, label = batch[self.image_key], batch[self.label_key]
+        views = self.views(image, generator, label)
+        logits = model(torch.cat(views)) if len(views) > 1 else model(views[0])
+        chunks = list(logits.float().chunk(len(views)))
+        ce = torch.nn.functional.cross_entropy(chunks[0], label, label_smoothing=self.label_smoothing)
+        acc = float((chunks[0].argmax(1) == label).float().mean())
+        if len(views) == 1:
+            return ce, {"task_loss": float(ce.detach()), "train_acc": acc}
+        cons = self._consistency_fn(chunks, weight=self.consistency.weight)
+        return ce + cons, {"task_loss": float(ce.detach()), "consistency_loss": float(cons.detach()), "train_acc": acc}

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from medrobust.analysis.dfm import adcs, dominant_frequency_maps, loss_maps, patch_masks, shortcut_test
@@ -73,3 +75,28 @@ def test_dfm_recovers_the_class_frequencies():
     assert sum(r["tpr_removed"] for r in res["classes"]) / 4 < 0.5
     scores = adcs(xt, yt, 4)
     assert scores["maps"].shape == (4, SIZE, SIZE) and len(scores["scores"]) == 4
+
+
+def test_load_dfms_and_resolve_config_files(tmp_path):
+    from medrobust.analysis.dfm import load_dfms, resolve_augment_files
+    from medrobust.augment import DFMX, build, validate
+    from medrobust.augment.dfm import example_dfms
+
+    path = tmp_path / "dfms.npy"
+    np.save(path, example_dfms(4, 16).numpy())
+    assert torch.equal(load_dfms(path), example_dfms(4, 16)) and torch.equal(load_dfms(str(path)), example_dfms(4, 16))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_dfms(tmp_path / "missing.npy")
+    (tmp_path / "junk.npy").write_text("junk")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_dfms(tmp_path / "junk.npy")
+    with pytest.raises(ValueError, match="shape"):
+        load_dfms(torch.zeros(16, 16))
+    spec = [{"name": "randconv"}, {"name": "dfmx", "dfms": str(path), "p": 0.5}]
+    validate(spec)  # config validation reads no file
+    resolved = resolve_augment_files(spec)
+    assert spec[1]["dfms"] == str(path) and resolved[0] == spec[0]  # the config itself is unchanged
+    core = build(resolved)
+    assert isinstance(core.cores[1], DFMX) and torch.equal(core.cores[1].dfms, example_dfms(4, 16))
+    with pytest.raises(ValueError, match=r"augment\[1\].*unknown key"):
+        validate([{"name": "randconv"}, {"name": "dfmx", "dfms": str(path), "q": 1}])

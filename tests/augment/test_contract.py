@@ -3,6 +3,7 @@ so a new core is tested without anyone adding it here)."""
 
 import pytest
 import torch
+from contract_kwargs import CONTRACT_KWARGS, contract_kwargs
 
 import medrobust.augment as A
 from medrobust.augment import REGISTRY, select_params
@@ -12,8 +13,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def make(name, **kw):
-    cls = REGISTRY[name]
-    return cls(**{**cls.contract_kwargs, **kw})
+    return REGISTRY[name](**{**contract_kwargs(name), **kw})
 
 
 def batch(dims, n=4, c=3, generator=None):
@@ -25,6 +25,15 @@ def test_registry_has_the_foundation_cores():
     assert {"randconv", "gin", "ipa"} <= set(NAMES)
     for name in NAMES:
         assert issubclass(REGISTRY[name], A.BatchAugment)
+        assert REGISTRY[name].registry_name == name and not REGISTRY[name].abstract
+    assert set(CONTRACT_KWARGS) <= set(NAMES), "contract kwargs for a core that is not registered"
+
+
+def test_contract_kwargs_leave_the_global_rng_alone():
+    state = torch.get_rng_state()
+    for name in CONTRACT_KWARGS:
+        contract_kwargs(name)
+    assert torch.equal(state, torch.get_rng_state())
 
 
 @pytest.mark.parametrize("device", DEVICES)

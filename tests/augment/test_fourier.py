@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
+import medrobust.augment as A
 from medrobust.augment import DFMX, AmplitudeMix, BandFilter, FourierBasisNoise
-from medrobust.augment.dfm import example_dfms, filter_to_masks, load_dfms
+from medrobust.augment.dfm import as_dfms, example_dfms, filter_to_masks
 from medrobust.augment.fourier import N_ORIENTATIONS, planar_wave
 
 
@@ -144,13 +145,17 @@ def test_dfmx_filters_only_to_other_classes_with_probability_p():
     assert not only["apply"][labels != 0].any()
 
 
-def test_dfm_loading_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_dfms(tmp_path / "missing.npy")
+def test_dfm_validation_errors(tmp_path):
+    # augment reads no files: a path is refused with a pointer to the loader (medrobust.analysis.dfm)
+    with pytest.raises(TypeError, match="analysis.dfm.load_dfms"):
+        as_dfms(tmp_path / "dfms.npy")
+    with pytest.raises(ValueError, match=r"dfmx.*analysis.dfm.load_dfms"):
+        A.build({"name": "dfmx", "dfms": str(tmp_path / "dfms.npy")})
     with pytest.raises(ValueError, match="shape"):
-        load_dfms(torch.zeros(16, 16))
+        as_dfms(torch.zeros(16, 16))
     with pytest.raises(ValueError, match="0-1"):
-        load_dfms(torch.full((2, 4, 4), 0.5))
+        as_dfms(torch.full((2, 4, 4), 0.5))
+    assert as_dfms(example_dfms(4, 8).numpy().astype("uint8")).dtype == torch.bool
     with pytest.raises(ValueError, match="labels"):
         DFMX(example_dfms(4, 16))(torch.rand(2, 3, 16, 16), labels=torch.tensor([0, 9]))
 

@@ -52,8 +52,8 @@ from scipy.ndimage import zoom as scizoom
 import imagecorruptions
 import imagecorruptions.corruptions as IC
 from medrobust.augment import REGISTRY, corrupt
-from medrobust.augment.corruptions import _natural_ops as ops
 from medrobust.augment.corruptions import natural
+from medrobust.augment.corruptions.natural import _blur_ops, _opencv, _plasma
 
 # ------------------------------------------------------------------------------------------------
 # the published parameter tables, typed in again from make_imagenet_c.py / make_cifar_c.py
@@ -287,7 +287,7 @@ def test_fog_matches_published_plasma_for_the_same_draws():
     for table in ("imagenet", "cifar"):
         x = batch(table)
         h = x.shape[-1]
-        m = ops.next_power_of_2(h)
+        m = _plasma.next_power_of_2(h)
         for s in SEVERITIES:
             c = core("fog", s, table)
             params = c.sample_params(x, torch.Generator().manual_seed(0))
@@ -399,13 +399,13 @@ def test_canny_equalize_and_distance_blocks_match_opencv():
     layers = skimage.filters.gaussian(rng.normal(0.65, 0.3, size=(4, 64, 64)), sigma=(0, 2, 2))
     layers[layers < 0.68] = 0
     l8 = (layers * 255).astype(np.uint8)
-    edges = ops.canny(torch.from_numpy(l8).float(), 50, 150).numpy()
+    edges = _opencv.canny(torch.from_numpy(l8).float(), 50, 150).numpy()
     ref = np.stack([cv2.Canny(im, 50, 150) > 0 for im in l8])
     assert (edges == ref).mean() > 0.999
     img = rng.integers(0, 21, size=(4, 32, 32)).astype(np.uint8)
-    eq = ops.equalize_hist(torch.from_numpy(img).float()).numpy()
+    eq = _opencv.equalize_hist(torch.from_numpy(img).float()).numpy()
     assert np.array_equal(eq, np.stack([cv2.equalizeHist(im) for im in img]))
-    d = ops.distance_to_edges(torch.from_numpy(ref), 20).numpy()
+    d = _opencv.distance_to_edges(torch.from_numpy(ref), 20).numpy()
     dcv = np.stack([np.minimum(cv2.distanceTransform(255 - 255 * e.astype(np.uint8), cv2.DIST_L2, 5), 20) for e in ref])
     assert np.abs(d - dcv).max() < 1e-5  # OpenCV accumulates in float32
 
@@ -485,8 +485,8 @@ def test_glass_shuffle_is_the_sequential_published_loop():
     for delta in (1, 2, 3, 4):
         h, w = 28, 33
         u = torch.rand(2, h, w, generator=torch.Generator().manual_seed(delta))
-        src = ops.glass_shuffle_map(u, delta).numpy()
-        dy, dx = (t.numpy().astype(np.int64) for t in ops.glass_steps(u, delta))
+        src = _blur_ops.glass_shuffle_map(u, delta).numpy()
+        dy, dx = (t.numpy().astype(np.int64) for t in _blur_ops.glass_steps(u, delta))
         for b in range(2):
             img = np.stack([np.arange(h * w).reshape(h, w)] * 3, -1)  # pixels of 3 values, as in the source
             for hh in range(h - delta, delta, -1):

@@ -12,14 +12,12 @@ import torch
 
 from medrobust.data.acdc import (
     ACDCError,
-    ACDCSliceDataset,
-    ACDCVolumeDataset,
-    acdc_transforms,
     list_patients,
     load_cohort,
     read_patient,
     split_patients,
 )
+from medrobust.data.acdc_datasets import ACDCSliceDataset, ACDCVolumeDataset, acdc_transforms
 
 SHAPE = (20, 24, 3)  # (X, Y, Z), all different so a transposed array would show
 SPACING = (1.25, 1.5, 9.0)
@@ -369,3 +367,12 @@ def test_transform_argument_checks() -> None:
         acdc_transforms("4d")
     with pytest.raises(ValueError, match="spatial_size"):
         acdc_transforms("2d", (16, 16, 4))
+
+
+def test_reading_acdc_imports_neither_torch_nor_monai():
+    import subprocess
+    import sys
+
+    code = "import sys, medrobust.data.acdc as a; a.read_info; print('torch' in sys.modules, 'monai' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]

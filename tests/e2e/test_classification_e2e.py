@@ -9,7 +9,8 @@ import pytest
 
 from medrobust.tasks.classification import train_classification
 from medrobust.tasks import load_config
-from medrobust.tasks.classification.evaluate import comparison_table, evaluate_classification
+from medrobust.tasks.classification.evaluate import evaluate_classification
+from medrobust.tasks.classification.report import comparison_table
 
 TINY = ["model.name=digitnet", "train.steps=8", "train.batch_size=16", "train.val_every=4", "train.ckpt_every=4",
         "train.lr=0.001", "evaluate.max_images=48", "evaluate.batch_size=64",

@@ -1,4 +1,4 @@
-"""Tests for medrobust.evaluate.report (markdown/JSON report and figures)."""
+"""Tests for medrobust.evaluate.report: tables, formatters, references section and the one writer."""
 
 from __future__ import annotations
 
@@ -8,39 +8,23 @@ import math
 import numpy as np
 import pytest
 
-from medrobust.evaluate.report import comparison_table, format_table, plot_prediction_grid, write_report
-
-CLASSES = ("RV", "Myo", "LV")
-
-
-def _summary(dice: float, hd: float = 5.0, missing: int = 0) -> dict:
-    d = {c: dice + 0.01 * (i - 1) for i, c in enumerate(CLASSES)}  # per-class mean equals `dice`
-    d["mean"] = dice
-    h = {c: hd for c in CLASSES}
-    h["mean"] = hd
-    return {
-        "n_cases": 4,
-        "dice": d,
-        "hd95": h,
-        "hd95_missing": {**{c: 0 for c in CLASSES}, "LV": missing, "total": missing},
-    }
-
-
-def _results() -> dict:
-    models = {}
-    for name, clean, drop in (("unet_baseline", 0.90, 0.05), ("unet_robust", 0.88, 0.02)):
-        corr = {
-            c: {str(s): _summary(clean - drop * s * k, hd=5.0 + s) for s in range(1, 6)}
-            for k, c in ((1, "gaussian_noise"), (2, "motion_blur"), (0.5, "bias_field"))
-        }
-        models[name] = {"clean": _summary(clean, hd=4.123), "corruptions": corr, "shifted": _summary(clean - 0.1)}
-    models["unet_robust"]["shifted"]["hd95"]["mean"] = float("nan")  # NaN must be written as null
-    return {
-        "task": "acdc",
-        "run": "test-run",
-        "models": models,
-        "references": {"nnU-Net (Isensee 2021)": {"dice": {"RV": 92.8, "Myo": 89.9, "LV": 95.9}}},
-    }
+from medrobust.evaluate.report import (
+    DASH,
+    Section,
+    finite,
+    fmt_mm,
+    fmt_num,
+    fmt_pct,
+    format_table,
+    nan_mean,
+    new_figure,
+    references_heading,
+    references_markdown,
+    render_markdown,
+    sanitize,
+    save_figure,
+    write_report,
+)
 
 
 def test_format_table():
@@ -50,94 +34,120 @@ def test_format_table():
     assert lines[2] == "| 1 | 0.12 |"
     assert lines[3] == "| x\\|y | – |"
     assert lines[4] == "| – | – |"
+    assert t.endswith(" |\n")
     with pytest.raises(ValueError, match="columns"):
         format_table([], [])
 
 
-def test_comparison_table_numbers():
-    res = _results()
-    t = comparison_table(res)
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in t.splitlines()[2:]}
-    # baseline: clean 90.00; corrupted mean = 0.90 - 0.05 * mean(s) * mean(k) = 0.90 - 0.05*3*(3.5/3) = 0.725
-    assert rows["unet_baseline"] == ["90.00", "72.50", "80.00", "4.12"]
-    assert rows["unet_robust"][:3] == ["88.00", "81.00", "78.00"]
-    with pytest.raises(ValueError, match="models"):
-        comparison_table({"task": "acdc"})
-    with pytest.raises(ValueError, match="clean"):
-        comparison_table({"models": {"m": {"shifted": _summary(0.5)}}})
+def test_format_table_sequence_rows():
+    # rows may be cell sequences (duplicate column names are fine then); short rows are padded
+    assert format_table([["x", "1.5"], ["y"]], ["A", "A"]) == "| A | A |\n|---|---|\n| x | 1.5 |\n| y | – |\n"
+    with pytest.raises(ValueError, match="3 cells"):
+        format_table([[1, 2, 3]], ["a", "b"])
+    with pytest.raises(ValueError, match="dicts or sequences"):
+        format_table(["abc"], ["a"])
 
 
-def test_write_report(tmp_path):
-    res = _results()
-    paths = write_report(tmp_path / "run", res, title="ACDC robustness")
-    for key in ("json", "markdown", "dice_vs_severity"):
-        assert paths[key].is_file(), key
-    assert paths["dice_vs_severity"] == tmp_path / "run" / "figures" / "dice_vs_severity.png"
-    assert not list((tmp_path / "run").rglob(".*tmp*"))  # no atomic-write leftovers
-
-    # JSON: strict (no NaN tokens) and round-trips, NaN -> null
-    text = paths["json"].read_text()
-    assert "NaN" not in text
-    loaded = json.loads(text)
-    assert loaded["models"]["unet_robust"]["shifted"]["hd95"]["mean"] is None
-    loaded["models"]["unet_robust"]["shifted"]["hd95"]["mean"] = float("nan")
-    assert json.dumps(loaded, sort_keys=True) == json.dumps(res, sort_keys=True)
-
-    md = paths["markdown"].read_text()
-    assert md.startswith("# ACDC robustness")
-    for s in ("unet_baseline", "unet_robust", "gaussian_noise", "motion_blur", "bias_field", "nnU-Net (Isensee 2021)"):
-        assert s in md
-    assert comparison_table(res) in md
-    assert "| unet_baseline | 89.00 | 90.00 | 91.00 | 90.00 |" in md  # per-structure clean Dice
-    assert "| gaussian_noise | 85.00 | 80.00 | 75.00 | 70.00 | 65.00 | 75.00 |" in md  # baseline severities 1..5
-    assert "![dice_vs_severity](figures/dice_vs_severity.png)" in md
-    assert "92.8" in md  # reference numbers printed as given
-
-    _check_png(paths["dice_vs_severity"], min_side=300)
+def test_number_formatters():
+    assert DASH == "–"
+    assert fmt_pct(0.91234) == "91.23" and fmt_pct(1) == "100.00" and fmt_pct(0.5, 1) == "50.0"
+    assert fmt_mm(4.126) == "4.13" and fmt_num(3.14159, 3) == "3.142" and fmt_num(np.float32(2)) == "2.00"
+    for missing in (None, float("nan"), float("inf"), "x", True):
+        assert fmt_pct(missing) == DASH and fmt_mm(missing) == DASH and finite(missing) is None
+    assert finite("0.5") == 0.5
+    assert nan_mean([1, None, float("nan"), 3]) == 2.0 and nan_mean([None]) is None and nan_mean([]) is None
 
 
-def test_write_report_minimal_and_extra_figures(tmp_path):
-    # clean only, no hd95, no corruptions: no severity figure, tables still render
-    res = {"task": "t", "run": "r", "models": {"m": {"clean": {"dice": {"RV": 0.5, "mean": 0.5}}}}}
-    grid = plot_prediction_grid(
-        np.random.default_rng(0).random((1, 24, 24)),
-        np.zeros((1, 24, 24), np.int64),
-        {"m": np.zeros((1, 24, 24), np.int64)},
-        tmp_path / "grid.png",
-    )
-    paths = write_report(tmp_path / "run", res, extra_figures={"prediction_grid": grid})
-    assert "dice_vs_severity" not in paths
-    assert paths["prediction_grid"] == tmp_path / "run" / "figures" / "grid.png"
-    assert paths["prediction_grid"].is_file()
-    md = paths["markdown"].read_text()
-    assert "| m | 50.00 | – | – | – |" in md
-    assert "figures/grid.png" in md
-
-
-def test_plot_prediction_grid(tmp_path):
+def test_sanitize_is_strict_json():
     import torch
+    from pathlib import Path
 
-    rng = np.random.default_rng(0)
-    n, h, w = 3, 48, 48
-    labels = np.zeros((n, h, w), np.int64)
-    labels[:, 10:30, 8:20] = 1
-    labels[:, 12:36, 24:40] = 2
-    labels[:, 18:30, 28:36] = 3
-    images = rng.normal(size=(n, 1, h, w)).astype(np.float32) + labels[:, None]
-    preds = {"baseline": np.roll(labels, 3, axis=2), "robust": torch.from_numpy(labels)}
-    out = plot_prediction_grid(torch.from_numpy(images), labels, preds, tmp_path / "g.png", titles=["clean", "noise s3", "blur s5"])
-    _check_png(out, min_side=200)
-    with pytest.raises(ValueError, match="titles"):
-        plot_prediction_grid(images, labels, preds, tmp_path / "x.png", titles=["a"])
-    with pytest.raises(ValueError, match="preds_by_model"):
-        plot_prediction_grid(images, labels, {"m": labels[:2]}, tmp_path / "x.png")
-    assert not (tmp_path / "x.png").exists()
+    obj = {1: float("nan"), "a": (np.float32(0.5), np.arange(2)), "p": Path("/x"), "t": torch.tensor([1.0, float("inf")])}
+    out = sanitize(obj)
+    assert out == {"1": None, "a": [0.5, [0, 1]], "p": "/x", "t": [1.0, None]}
+    json.dumps(out, allow_nan=False)
 
 
-def _check_png(path, min_side: int) -> None:
+def test_references_markdown_both_styles():
+    refs = {"Paper A": {"cityscapes": 32.3, "bdd": None, "dice": {"RV": 92.8}}, "B": {"cityscapes": 7}, "note": "text"}
+    as_given = references_markdown(refs)
+    assert "| Reference | cityscapes | bdd | dice.RV |" in as_given
+    assert "| Paper A | 32.3 | – | 92.8 |" in as_given and "| B | 7 | – | – |" in as_given
+    assert '```json\n{\n  "note": "text"\n}\n```\n' in as_given
+    two = references_markdown(refs, decimals=2)  # the driving protocol's published mIoU carry two decimals
+    assert "| Paper A | 32.30 | – | 92.80 |" in two and "| B | 7 | – | – |" in two
+    assert references_markdown([1, 2]) == "```json\n[\n  1,\n  2\n]\n```\n"
+    assert references_heading() == "References (published numbers, as reported)"
+    assert references_heading("not produced here") == "References (published numbers, as reported; not produced here)"
+
+
+def test_render_markdown_layout():
+    md = render_markdown("T", [Section(None, ["lead  \nline two", ""]), Section("A", "| a |\n|---|\n"),
+                                Section("B"), Section("b1", ["x", "y\nz"], level=3)])
+    assert md == "# T\n\nlead  \nline two\n\n## A\n\n| a |\n|---|\n\n## B\n\n### b1\n\nx\n\ny\nz\n"
+
+
+def test_write_report_files_sections_figures_and_json(tmp_path):
+    fig = new_figure((2, 2))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    outside = save_figure(fig, tmp_path / "elsewhere" / "curve.png")
+    assert outside.is_file()
+    results = {"task": "t", "score": float("nan"), "arr": np.array([1.5])}
+    out = tmp_path / "rep"
+    paths = write_report(out, title="My report", sections=[Section(None, "lead"), Section("Numbers", format_table([{"a": 1}], ["a"]))],
+                         results=results, figures={"drawn": fig, "copied": outside, "skipped": None},
+                         references={"Paper": {"x": 1.25}}, files_key="files")
+    assert list(paths) == ["json", "markdown", "drawn", "copied"]
+    assert paths["drawn"] == out / "figures" / "drawn.png" and paths["copied"] == out / "figures" / "curve.png"
+    assert all(p.is_file() for p in paths.values())
+    assert not list(out.rglob(".*tmp*"))  # atomic writes leave no temporary files
+    md = paths["markdown"].read_text()
+    assert md == ("# My report\n\nlead\n\n## Numbers\n\n| a |\n|---|\n| 1 |\n\n"
+                  "## References (published numbers, as reported)\n\n| Reference | x |\n|---|---|\n| Paper | 1.25 |\n\n"
+                  "## Figures\n\n![drawn](figures/drawn.png)\n\n![copied](figures/curve.png)\n")
+    text = paths["json"].read_text()
+    assert "NaN" not in text and text.endswith("}\n")
+    saved = json.loads(text)
+    assert saved["score"] is None and saved["arr"] == [1.5]
+    assert saved["files"] == {k: str(v) for k, v in paths.items()} == results["files"]
+
+
+def test_write_report_without_figure_heading_or_figures(tmp_path):
+    paths = write_report(tmp_path / "a", title="T", sections=[], results={}, figures={"alt text": None})
+    assert paths["markdown"].read_text() == "# T\n"
+    assert (tmp_path / "a" / "figures").is_dir()  # figures/ exists when figures are given
+    png = save_figure(new_figure((1, 1)), tmp_path / "b" / "figures" / "m.png")
+    paths = write_report(tmp_path / "b", title="T", sections=[Section(None, "x")], results={"k": 1},
+                         figures={"a map": png}, figures_heading=None)
+    assert paths["markdown"].read_text() == "# T\n\nx\n\n![a map](figures/m.png)\n"
+    assert "figures" not in json.loads(paths["json"].read_text())
+    paths = write_report(tmp_path / "c", title="T", sections=[], results={})
+    assert not (tmp_path / "c" / "figures").exists() and set(paths) == {"json", "markdown"}
+
+
+def test_write_report_is_atomic(tmp_path):
+    out = tmp_path / "rep"
+    write_report(out, title="first", sections=[Section("S", "ok")], results={"v": 1})
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        write_report(out, title="second", sections=[Section("S", "new")], results={"v": object()})
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # old report intact
+    assert not list(out.rglob(".*tmp*"))
+
+
+def test_write_report_errors(tmp_path):
+    with pytest.raises(ValueError, match="reserved"):
+        write_report(tmp_path, title="T", sections=[], results={}, figures={"json": new_figure((1, 1))})
+    with pytest.raises(ValueError, match="existing image"):
+        write_report(tmp_path, title="T", sections=[], results={}, figures={"f": tmp_path / "missing.png"})
+
+
+def test_save_figure_creates_folder_and_is_png(tmp_path):
+    fig = new_figure((2, 1))
+    fig.add_subplot().imshow(np.random.default_rng(0).random((4, 8)))
+    p = save_figure(fig, tmp_path / "deep" / "er" / "f.png", tight=False)
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib.image as mpimg
 
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    img = mpimg.imread(path)
-    assert img.ndim == 3 and min(img.shape[:2]) >= min_side
-    assert float(img[..., :3].std()) > 0.01 and not math.isnan(float(img.mean()))  # not blank
+    assert mpimg.imread(p).shape[:2] == (100, 200)  # not cropped: 2 x 1 inches at 100 dpi
+    assert not math.isnan(float(mpimg.imread(p).mean()))

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from medrobust.augment import REGISTRY, build
+from medrobust.analysis.dfm import resolve_augment_files
+from medrobust.augment import REGISTRY, build, validate
 from medrobust.augment.blur import DefocusBlur, LatentBlur, defocus_blur, fit_gaussian_sigma, kernel_size, psf_kernels
 from medrobust.models.blur_autoencoder import (
     PAPER_WIDTHS,
@@ -17,6 +18,7 @@ from medrobust.models.blur_autoencoder import (
     explicit_linearity_loss,
     implicit_linearity_loss,
     interpolate_latents,
+    latent_blur_from_checkpoint,
     load_blur_model,
     pad_to_multiple,
     plane_triplets,
@@ -277,23 +279,28 @@ def test_defocus_core_per_sample_radius_and_config():
 
 
 # --------------------------------------------------------------------------------------- LatentBlur
-def test_latent_blur_registry_choice_and_contract_model():
+def test_latent_blur_registry_choice_and_errors(tmp_path):
     assert REGISTRY["latent_blur"] is LatentBlur and REGISTRY["defocus_psf"] is DefocusBlur
-    kw = LatentBlur.contract_kwargs  # a tiny random autoencoder, built lazily with its own seed
-    assert isinstance(kw["checkpoint"], BlurAutoencoder)
-    state = torch.get_rng_state()
-    LatentBlur.contract_kwargs  # noqa: B018 - building it again must not touch the global RNG
-    assert torch.equal(state, torch.get_rng_state())
-    with pytest.raises(ValueError, match="checkpoint: required"):
+    with pytest.raises(ValueError, match="model: required"):
         LatentBlur(None)
     with pytest.raises(ValueError, match="reference_sigma"):
         LatentBlur(BlurAutoencoder(widths=(4,)))
+    # augment reads no files: a path points at the loader in models
+    with pytest.raises(TypeError, match="latent_blur_from_checkpoint"):
+        LatentBlur(str(tmp_path / "model.pt"), reference_sigma=1.0)
+    with pytest.raises(TypeError, match="encode"):
+        LatentBlur(nn.Conv2d(1, 1, 3), reference_sigma=1.0)
 
 
 def test_latent_blur_from_file_levels_and_channels(tmp_path):
     m, path = tiny_bundle_file(tmp_path)
-    core = build({"name": "latent_blur", "checkpoint": str(path), "levels": [0.0, 1.5]})
+    core = latent_blur_from_checkpoint(path, levels=(0.0, 1.5))
+    assert isinstance(core, LatentBlur)
     assert core.reference_sigma == 2.0 and not any(p.requires_grad for p in core.parameters())
+    # a config entry naming the file: the task layer loads it before build (augment reads no files)
+    validate({"name": "latent_blur", "model": str(path), "levels": [0.0, 1.5]})
+    built = build(resolve_augment_files({"name": "latent_blur", "model": str(path), "levels": [0.0, 1.5]}))
+    assert isinstance(built, LatentBlur) and built.reference_sigma == 2.0
     core.train()
     assert not core.model.training  # frozen in eval mode
     x = torch.rand(4, 3, 16, 16)
@@ -302,7 +309,7 @@ def test_latent_blur_from_file_levels_and_channels(tmp_path):
     y = core.apply(x, params)
     assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
     # level 0 is the autoencoder's reconstruction of each channel
-    fixed = LatentBlur(str(path), levels=0.0)
+    fixed = latent_blur_from_checkpoint(load_blur_model(path), levels=0.0)
     y0 = fixed(x, torch.Generator().manual_seed(0))
     with torch.no_grad():
         rec = m(x.reshape(12, 1, 16, 16))[1].reshape(4, 3, 16, 16)

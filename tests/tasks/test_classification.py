@@ -180,7 +180,8 @@ def test_cifar_training_resumes_exactly(tmp_path):
 def test_pacs_layout_train_and_evaluate_with_cifar_c_files(tmp_path):
     from PIL import Image
 
-    from medrobust.tasks.classification.evaluate import comparison_table, evaluate_classification
+    from medrobust.tasks.classification.evaluate import evaluate_classification
+    from medrobust.tasks.classification.report import comparison_table
 
     root = tmp_path / "PACS"
     rng = np.random.default_rng(0)

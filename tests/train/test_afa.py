@@ -86,5 +86,5 @@ def test_cardiac_training_with_afa_and_dual_bn(tmp_path):
                              "model.name=smp_unet", "train.batch_size=4", "train.steps=2", "afa.steps=1"])
     res = train_cardiac(cfg, progress=False)
     assert res.step == 2
-    _, model = load_run(tmp_path / "afa", torch.device("cpu"))
+    _, model = load_run(tmp_path / "afa", device=torch.device("cpu"))
     assert any(isinstance(m, DualBatchNorm) for m in model.modules())

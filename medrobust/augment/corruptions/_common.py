@@ -96,6 +96,16 @@ class SeverityCore(BatchAugment, abstract=True):
     def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
         return {}
 
+    @staticmethod
+    def severities(params: Params, x: torch.Tensor) -> torch.Tensor:
+        """``params['severity']`` as ``(N,)`` int64 on ``x``'s device, checked (shape, values 1..5)."""
+        sev = params["severity"].to(x.device).long()
+        if sev.shape != (x.shape[0],):
+            raise ValueError(f"params['severity']: expected shape ({x.shape[0]},), got {tuple(sev.shape)}")
+        if bool(((sev < 1) | (sev > 5)).any()):
+            raise ValueError(f"params['severity']: values must be in 1..5, got {sev.tolist()}")
+        return sev
+
 
 def corrupt_with(core: Any, x: Any, severity: Any, generator: torch.Generator | None) -> torch.Tensor:
     """The body of ``corrupt``/``corrupt_mri``: validate ``x`` with ``core`` (once), draw its

@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..base import Params, device_generator, rand, randint, randn
+from ..base import Params, device_generator, per_sample_view, rand, randint, randn
 from ..functional import box_mask, depthwise_conv2d, gaussian_taps, masked_fft2
 from ..registry import register
 from ._common import SeverityCore, corrupt_with, lookup
@@ -90,10 +90,6 @@ def _spatial_view(v: torch.Tensor, ndim: int) -> torch.Tensor:
     return v.reshape(v.shape[0], *([1] * (ndim - 3)), *v.shape[1:])
 
 
-def _per_sample(v: torch.Tensor, ndim: int) -> torch.Tensor:
-    return v.reshape(-1, *([1] * (ndim - 1)))
-
-
 class MRICorruption(SeverityCore, abstract=True):
     """Base of the MRI corruptions: per-sample severity plus a severity-indexed parameter table.
 
@@ -114,11 +110,7 @@ class MRICorruption(SeverityCore, abstract=True):
     # -- application ----------------------------------------------------------------------------
     def value(self, key: str, params: Params, x: torch.Tensor) -> torch.Tensor:
         """Per-sample ``(N,)`` value of table entry ``key`` for ``params['severity']``."""
-        sev = params["severity"].to(x.device).long()
-        if sev.shape != (x.shape[0],):
-            raise ValueError(f"params['severity']: expected shape ({x.shape[0]},), got {tuple(sev.shape)}")
-        if bool(((sev < 1) | (sev > 5)).any()):
-            raise ValueError(f"params['severity']: values must be in 1..5, got {sev.tolist()}")
+        sev = self.severities(params, x)
         return torch.tensor(self.table[key], dtype=x.dtype, device=x.device)[sev - 1]
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
@@ -174,7 +166,7 @@ class MRIBiasField(MRICorruption):
         f = f - f.mean(dim=dims, keepdim=True)
         f = f / f.abs().amax(dim=dims, keepdim=True).clamp_min(1e-6)
         s = self.value("log_strength", params, x)
-        field = torch.exp(_per_sample(s, f.ndim) * f).unsqueeze(1)
+        field = torch.exp(per_sample_view(s, f.ndim) * f).unsqueeze(1)
         return x * field
 
 
@@ -315,7 +307,7 @@ class MRIRicianNoise(MRICorruption):
         noise = params["noise"].to(device=x.device, dtype=x.dtype)
         if noise.shape[2:] != x.shape[1:]:
             raise ValueError(f"params['noise']: shape {tuple(noise.shape)} does not match x {tuple(x.shape)}")
-        sigma = _per_sample(self.value("sigma", params, x), x.ndim)
+        sigma = per_sample_view(self.value("sigma", params, x), x.ndim)
         return torch.sqrt((x + sigma * noise[:, 0]) ** 2 + (sigma * noise[:, 1]) ** 2)
 
 
@@ -366,9 +358,9 @@ class MRIContrastGamma(MRICorruption):
         nd = x.ndim
         g = self.value("log_gamma", params, x) * params["gamma_sign"].to(device=x.device, dtype=x.dtype)
         c = self.value("log_contrast", params, x) * params["contrast_sign"].to(device=x.device, dtype=x.dtype)
-        y = x.clamp(0.0, 1.0) ** _per_sample(torch.exp(g), nd)
+        y = x.clamp(0.0, 1.0) ** per_sample_view(torch.exp(g), nd)
         mean = y.mean(dim=tuple(range(1, nd)), keepdim=True)
-        return mean + _per_sample(torch.exp(c), nd) * (y - mean)
+        return mean + per_sample_view(torch.exp(c), nd) * (y - mean)
 
 
 @register("mri_resolution_loss")
@@ -399,8 +391,7 @@ class MRIResolutionLoss(MRICorruption):
 
     def _corrupt(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         h, w = x.shape[-2:]
-        self.value("factor", params, x)  # validates the severities
-        sev = params["severity"].to(x.device).long() - 1
+        sev = self.severities(params, x) - 1
         kw: dict[str, Any] = {"dtype": x.dtype, "device": x.device}
         rh = torch.stack([self.resample_matrix(h, f, **kw) for f in self.table["factor"]])[sev]
         rw = torch.stack([self.resample_matrix(w, f, **kw) for f in self.table["factor"]])[sev]

@@ -7,7 +7,6 @@ from .fft import (
     box_mask,
     centred_to_fft,
     fft_freqs,
-    fft_to_centred,
     masked_fft2,
     masked_rfftn,
     radial_frequency,
@@ -31,7 +30,7 @@ from .filters import (
 __all__ = [
     "CPU_CHUNK_BYTES", "chunk_size", "chunked",
     "depthwise_conv2d", "fold_batch", "grouped_conv",
-    "box_mask", "centred_to_fft", "fft_freqs", "fft_to_centred", "masked_fft2", "masked_rfftn",
+    "box_mask", "centred_to_fft", "fft_freqs", "masked_fft2", "masked_rfftn",
     "radial_frequency", "rfft_half",
     "fast_size", "fft_correlate", "kernel_image", "kernel_rfft2", "pad_index", "psf_fft_conv2d",
     "PSF_KINDS", "filter_matrix", "filter_matrix_np", "filter_rows", "fold_index", "gaussian_filter",

@@ -17,7 +17,6 @@ __all__ = [
     "box_mask",
     "rfft_half",
     "centred_to_fft",
-    "fft_to_centred",
     "masked_fft2",
     "masked_rfftn",
 ]
@@ -78,11 +77,6 @@ def rfft_half(mask: torch.Tensor, n_last: int) -> torch.Tensor:
 def centred_to_fft(mask: torch.Tensor, dims: Sequence[int] = (-2, -1)) -> torch.Tensor:
     """A centred (``fftshift``) mask in FFT order (``ifftshift``)."""
     return torch.fft.ifftshift(mask, dim=tuple(dims))
-
-
-def fft_to_centred(mask: torch.Tensor, dims: Sequence[int] = (-2, -1)) -> torch.Tensor:
-    """An FFT-order mask in centred layout (``fftshift``)."""
-    return torch.fft.fftshift(mask, dim=tuple(dims))
 
 
 def masked_fft2(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

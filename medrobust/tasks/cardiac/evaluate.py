@@ -97,7 +97,7 @@ def evaluate_cardiac(
 
     The test data and evaluation settings come from the first run's config (``overrides`` apply
     ``--set evaluate.*`` / ``data.*`` keys on top). Returns the results dict (schema in
-    :mod:`medrobust.evaluate.report`).
+    :mod:`medrobust.tasks.cardiac.report`).
     """
     from tqdm.auto import tqdm
 
@@ -105,7 +105,7 @@ def evaluate_cardiac(
     from ...augment.corruptions.mri import NAMES, corrupt_mri
     from ...config import apply_overrides, validate
     from ...data.acdc import read_patient
-    from ...evaluate.report import plot_prediction_grid, write_report
+    from .report import write_cardiac_report
 
     if not runs:
         raise ValueError("evaluate: no runs given")
@@ -178,26 +178,12 @@ def evaluate_cardiac(
     refs = _references()
     if refs:
         results["references"] = refs
-    out_dir = Path(out_dir)
-    extra = {}
-    if grid_rows:
-        grid_path = out_dir / "figures" / "predictions.png"
-        plot_prediction_grid([r["image"] for r in grid_rows], [r["label"] for r in grid_rows],
-                             {n: [r["preds"][n] for r in grid_rows] for n in loaded}, grid_path,
-                             titles=[r["title"] for r in grid_rows])
-        extra["predictions"] = grid_path
-    results["files"] = {k: str(v) for k, v in write_report(out_dir, results, title="Cardiac MRI robustness (ACDC protocol)",
-                                                           extra_figures=extra).items()}
+    results["files"] = {k: str(v) for k, v in write_cardiac_report(out_dir, results, grid_rows).items()}
     return results
 
 
 def _references() -> dict[str, Any]:
-    """Published reference numbers from ``medrobust/tasks/cardiac/protocols/acdc.yaml`` when the repository's task file is present."""
-    import yaml
+    """Published reference numbers of the ACDC protocol (``protocols/acdc.yaml``, package data)."""
+    from ..base import references
 
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        path = base / "tasks" / "acdc.yaml"
-        if path.is_file():
-            data = yaml.safe_load(path.read_text()) or {}
-            return data.get("references", {}) or {}
-    return {}
+    return references(__package__, "acdc")

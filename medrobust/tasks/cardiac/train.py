@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...augment import build
+from ...data.collate import collate_image_label
+from ..base import build_augment
 from ...config import save_config
 from .config import CardiacConfig
 from ...models.factory import create_segmentation_model
@@ -105,10 +106,6 @@ def build_model(cfg: CardiacConfig, num_classes: int | None = None) -> torch.nn.
     return model
 
 
-def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"image": torch.stack([it["image"] for it in items]), "label": torch.stack([it["label"] for it in items])}
-
-
 def _val_fn(cfg: CardiacConfig, val_set: Any, device: torch.device):
     """Global (dataset-wide) Dice per structure on the validation slices/volumes."""
 
@@ -118,7 +115,7 @@ def _val_fn(cfg: CardiacConfig, val_set: Any, device: torch.device):
         bs = cfg.evaluate.batch_size
         for start in range(0, len(val_set), bs):
             items = [val_set[i] for i in range(start, min(len(val_set), start + bs))]
-            batch = _collate(items)
+            batch = collate_image_label(items)
             pred = model(batch["image"].to(device)).argmax(1).cpu()
             lab = batch["label"][:, 0]
             for c in range(1, NUM_CLASSES):
@@ -136,7 +133,7 @@ def train_cardiac(cfg: CardiacConfig, *, resume: bool = False, progress: bool = 
     Writes ``runs/<name>/{config.yaml, metrics.jsonl, last.pt, best.pt}``; returns the
     :class:`~medrobust.train.loop.FitResult`.
     """
-    from ...data.acdc import ACDCSliceDataset, ACDCVolumeDataset, acdc_transforms
+    from ...data.acdc_datasets import ACDCSliceDataset, ACDCVolumeDataset, acdc_transforms
     from ...train.loop import dist_env, fit_config, resolve_device
 
     env = dist_env()
@@ -152,12 +149,12 @@ def train_cardiac(cfg: CardiacConfig, *, resume: bool = False, progress: bool = 
     val_set = ds_cls(data.val, transform=acdc_transforms(cfg.data.mode, size, cfg.data.pixel_spacing, train=False))
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
-    augment = build(cfg.augment) if cfg.augment else None
+    augment = build_augment(cfg.augment)
     adapter: Any = SegmentationAdapter(augment, consistency=cfg.consistency, ce_weight=cfg.train.ce_weight,
                                        dice_weight=cfg.train.dice_weight)
     from ...train.afa import wrap_afa
 
     adapter = wrap_afa(adapter, cfg.afa)
-    return fit_config(cfg, model=model, train_set=train_set, collate=_collate, step_fn=adapter.step,
+    return fit_config(cfg, model=model, train_set=train_set, collate=collate_image_label, step_fn=adapter.step,
                       validate_fn=_val_fn(cfg, val_set, device), device=device, metric_name="val_dice",
                       resume=resume, progress=progress, stop_after=stop_after)

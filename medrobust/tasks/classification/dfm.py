@@ -8,15 +8,15 @@ centred layout — the input of the ``dfmx`` core), ``dfms_top{p}.npy`` for each
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ...io import atomic_path, atomic_write_json, atomic_write_text
+from ...io import atomic_path
 from ...analysis.dfm import adcs, dominant_frequency_maps, loss_maps, shortcut_test
+from .report import write_dfm_report
 
 __all__ = ["run_dfm"]
 
@@ -31,29 +31,6 @@ def _stratified(labels: torch.Tensor, cap: int | None, seed: int) -> torch.Tenso
     per = max(1, cap // len(classes))
     idx = [torch.nonzero(labels == c).flatten()[torch.randperm(int((labels == c).sum()), generator=g)[:per]] for c in classes]
     return torch.cat(idx).sort().values
-
-
-def _grid_figure(maps: np.ndarray, names: list[str], path: Path, title: str, cmap: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    k = len(maps)
-    cols = min(5, k)
-    rows = math.ceil(k / cols)
-    fig = Figure(figsize=(2.2 * cols, 2.3 * rows + 0.4))
-    for i in range(rows * cols):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        ax.set_axis_off()
-        if i < k:
-            ax.imshow(maps[i], cmap=cmap, interpolation="nearest")
-            ax.set_title(names[i], fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    return path
 
 
 def run_dfm(
@@ -118,28 +95,9 @@ def run_dfm(
         with atomic_path(out / f"dfms_top{t:g}.npy") as tmp:
             np.save(tmp, dominant_frequency_maps(maps, top=t, patch=patch).numpy(), allow_pickle=False)
     names = [str(c) for c in data.classes]
-    figs = {
-        "loss_maps": _grid_figure(maps.numpy(), names, out / "figures" / "loss_maps.png",
-                                  "loss increase when a frequency patch is removed (DC at centre)", "magma"),
-        "dfms": _grid_figure(dfms.numpy().astype(float), names, out / "figures" / "dfms.png",
-                             f"dominant frequency maps (top {top:.0%})", "gray"),
-    }
     rows = []
     for row, adcs_score, name in zip(shortcut["classes"], scores["scores"], names):
         rows.append({"class": name, **{k: v for k, v in row.items() if k != "class"}, "adcs": adcs_score})
-    report = {"run": str(run_dir), "split": split, "n_images": int(len(labels)), "patch": patch, "top": top,
-              "classes": rows, "files": {"dfms": str(out / "dfms.npy"), "loss_maps": str(out / "loss_maps.npy"),
-                                         **{f"{k}_png": str(v) for k, v in figs.items()}}}
-    atomic_write_json(out / "report.json", report)
-    header = "| class | TPR kept | FPR kept | TPR removed | FPR removed | shortcut (TPR·FPR kept) | ADCS |"
-    lines = [f"# Dominant frequency maps: {run_dir}", "",
-             f"{len(labels)} {split} images, {patch}×{patch} frequency patches, DFM = top {top:.0%} of patches.",
-             "A class whose DFM alone keeps a high TPR *and* attracts other classes (high FPR) relies on a frequency shortcut.",
-             "", header, "|" + "---|" * 7]
-    for r in rows:
-        lines.append(f"| {r['class']} | {r['tpr_kept']:.2f} | {r['fpr_kept']:.2f} | {r['tpr_removed']:.2f} | "
-                     f"{r['fpr_removed']:.2f} | {r['shortcut_score']:.2f} | {r['adcs']:+.2f} |")
-    lines += ["", "![loss maps](figures/loss_maps.png)", "", "![DFMs](figures/dfms.png)", ""]
-    atomic_write_text(out / "report.md", "\n".join(lines))
-    report["table"] = "\n".join(lines[5 : 7 + len(rows)])
-    return report
+    return write_dfm_report(out, run_dir=run_dir, split=split, patch=patch, top=top, rows=rows, n_images=len(labels),
+                            loss_maps=maps.numpy(), dfms=dfms.numpy(), class_names=names,
+                            files={"dfms": out / "dfms.npy", "loss_maps": out / "loss_maps.npy"})

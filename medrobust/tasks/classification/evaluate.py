@@ -34,8 +34,6 @@ severities gives a CE over that subset (flagged in the report).
 
 from __future__ import annotations
 
-import math
-import os
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,6 +43,8 @@ import numpy as np
 import torch
 
 from .config import ClassificationConfig
+from .imagenet_c import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
+from .report import write_classification_report
 
 __all__ = [
     "ALEXNET_ERRORS",
@@ -52,32 +52,7 @@ __all__ = [
     "load_run",
     "evaluate_classification",
     "summarise",
-    "comparison_table",
-    "write_classification_report",
 ]
-
-#: ImageNet-C top-1 error of AlexNet per corruption, severities 1..5 (Hendrycks & Dietterich, 2019)
-ALEXNET_ERRORS: dict[str, tuple[float, float, float, float, float]] = {
-    "gaussian_noise": (0.69528, 0.82542, 0.93554, 0.98138, 0.99452),
-    "shot_noise": (0.71224, 0.85108, 0.93574, 0.98182, 0.99146),
-    "impulse_noise": (0.78374, 0.89808, 0.94870, 0.98720, 0.99548),
-    "defocus_blur": (0.65624, 0.73202, 0.85036, 0.91364, 0.94714),
-    "glass_blur": (0.64308, 0.75054, 0.88806, 0.91622, 0.93344),
-    "motion_blur": (0.58430, 0.70048, 0.82108, 0.89750, 0.92638),
-    "zoom_blur": (0.70008, 0.76992, 0.80784, 0.84198, 0.87198),
-    "snow": (0.71726, 0.88392, 0.86468, 0.91870, 0.94952),
-    "frost": (0.61390, 0.79734, 0.88790, 0.89942, 0.93430),
-    "fog": (0.67474, 0.76050, 0.84378, 0.87260, 0.94500),
-    "brightness": (0.45140, 0.48502, 0.54048, 0.62166, 0.72440),
-    "contrast": (0.64548, 0.76150, 0.88874, 0.97760, 0.99270),
-    "elastic_transform": (0.52596, 0.70116, 0.55686, 0.64076, 0.80554),
-    "pixelate": (0.52218, 0.54620, 0.73728, 0.87092, 0.91262),
-    "jpeg_compression": (0.51002, 0.54718, 0.57294, 0.65458, 0.74778),
-}
-#: AlexNet's clean ImageNet top-1 error (torchvision weights, 56.522 % accuracy)
-ALEXNET_CLEAN_ERROR = 0.43478
-
-_DASH = "–"
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -177,201 +152,6 @@ def summarise(entry: Mapping[str, Any], table: str) -> dict[str, Any]:
         out["mean_domain_accuracy"] = float(np.mean(vals))
         out["worst_domain_accuracy"] = float(np.min(vals))
     return out
-
-
-def _pct(v: Any) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return _DASH
-    return f"{100 * float(v):.2f}"
-
-
-def comparison_table(results: Mapping[str, Any]) -> str:
-    """One row per model: clean accuracy, mean corruption accuracy, (m)CE, relative (m)CE and the
-    mean / worst target-domain accuracy (all in %)."""
-    from ...evaluate.report import format_table
-
-    models = results.get("models") or {}
-    if not models:
-        raise ValueError("results['models'] must be a non-empty dict")
-    normalised = (results.get("protocol") or {}).get("normalisation") == "alexnet"
-    ce_col = "mCE (%)" if normalised else "Mean corr. error (%)"
-    rce_col = "Rel. mCE (%)" if normalised else "Rel. mean error (%)"
-    cols = ["Model", "Clean acc (%)", "Mean corr. acc (%)", ce_col, rce_col, "Target domains acc (%)", "Worst domain (%)"]
-    rows = []
-    for name, m in models.items():
-        s = m.get("summary") or {}
-        rows.append({
-            "Model": name,
-            "Clean acc (%)": _pct(s.get("clean_accuracy")),
-            "Mean corr. acc (%)": _pct(s.get("mean_corruption_accuracy")),
-            ce_col: _pct(s.get("mCE") if normalised else s.get("mean_corruption_error")),
-            rce_col: _pct(s.get("relative_mCE") if normalised else s.get("relative_mean_corruption_error")),
-            "Target domains acc (%)": _pct(s.get("mean_domain_accuracy")),
-            "Worst domain (%)": _pct(s.get("worst_domain_accuracy")),
-        })
-    return format_table(rows, cols)
-
-
-# ----------------------------------------------------------------------------------------- figures
-def _plot_accuracy_vs_severity(results: Mapping[str, Any], path: Path) -> Path | None:
-    from ...evaluate.report import _new_figure, _save_figure
-
-    models = results["models"]
-    corruptions: list[str] = []
-    for m in models.values():
-        corruptions += [c for c in (m.get("corruptions") or {}) if c not in corruptions]
-    if not corruptions:
-        return None
-    panels = ["mean over corruptions", *corruptions]
-    ncols = min(4, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig = _new_figure((3.3 * ncols, 2.7 * nrows + 0.5))
-    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
-    import matplotlib as mpl
-
-    colors = mpl.colormaps["tab10"].colors
-    handles = {}
-    for i, panel in enumerate(panels):
-        ax = axes[i // ncols][i % ncols]
-        for j, (name, m) in enumerate(models.items()):
-            xs, ys = [0], [100 * m["clean"]["accuracy"]]
-            if i == 0:
-                sev = (m.get("summary") or {}).get("severity_accuracy") or {}
-                pairs = sorted((int(k), v) for k, v in sev.items())
-            else:
-                by = (m.get("corruptions") or {}).get(panel) or {}
-                pairs = sorted((int(k), v["accuracy"]) for k, v in by.items())
-            if not pairs:
-                continue
-            xs += [p[0] for p in pairs]
-            ys += [100 * p[1] for p in pairs]
-            (line,) = ax.plot(xs, ys, marker="os^Dv<>p"[j % 8], ms=4, lw=1.6, color=colors[j % len(colors)], label=name)
-            handles[name] = line
-        ax.set_title(panel.replace("_", " "), fontsize=10, fontweight="bold" if i == 0 else None)
-        ax.grid(True, alpha=0.3)
-    for k in range(len(panels), nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("severity (0 = clean)")
-    for row in axes:
-        row[0].set_ylabel("accuracy (%)")
-    axes[0][0].set_xticks([0, 1, 2, 3, 4, 5])
-    fig.legend(list(handles.values()), list(handles), loc="upper center", ncol=min(5, len(handles)), frameon=False,
-               bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (2.7 * nrows + 0.5)))
-    return _save_figure(fig, path)
-
-
-def _plot_bars(results: Mapping[str, Any], key: str, path: Path, ylabel: str, include_clean: bool) -> Path | None:
-    from ...evaluate.report import _new_figure, _save_figure
-
-    models = results["models"]
-    groups: list[str] = []
-    for m in models.values():
-        src = (m.get("summary") or {}).get("corruption_accuracy") if key == "corruptions" else m.get("domains")
-        groups += [g for g in (src or {}) if g not in groups]
-    if not groups:
-        return None
-    labels = (["clean"] if include_clean else []) + groups
-    fig = _new_figure((max(5.0, 0.65 * len(labels) * max(1, len(models)) / 1.6 + 2), 3.6))
-    ax = fig.subplots()
-    import matplotlib as mpl
-
-    colors = mpl.colormaps["tab10"].colors
-    width = 0.8 / max(1, len(models))
-    x = np.arange(len(labels))
-    for j, (name, m) in enumerate(models.items()):
-        if key == "corruptions":
-            src = (m.get("summary") or {}).get("corruption_accuracy") or {}
-        else:
-            src = {d: v["accuracy"] for d, v in (m.get("domains") or {}).items()}
-        vals = ([m["clean"]["accuracy"]] if include_clean else []) + [src.get(g, np.nan) for g in groups]
-        ax.bar(x + (j - (len(models) - 1) / 2) * width, 100 * np.asarray(vals, dtype=float), width,
-               label=name, color=colors[j % len(colors)])
-    ax.set_xticks(x)
-    ax.set_xticklabels([s.replace("_", " ") for s in labels], rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 100)
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8, frameon=False, ncol=min(5, len(models)), loc="lower center", bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout()
-    return _save_figure(fig, path)
-
-
-# ------------------------------------------------------------------------------------------ report
-def _acc_table(by: Mapping[str, Mapping[str, Any]], sevs: list[int]) -> str:
-    from ...evaluate.report import format_table
-
-    cols = ["Corruption", *[str(s) for s in sevs], "Mean"]
-    rows = []
-    for c, v in by.items():
-        accs = [v[str(s)]["accuracy"] for s in sevs if str(s) in v]
-        rows.append({"Corruption": c, **{str(s): _pct(v[str(s)]["accuracy"]) if str(s) in v else _DASH for s in sevs},
-                     "Mean": _pct(float(np.mean(accs)) if accs else None)})
-    means = {str(s): _pct(float(np.mean([v[str(s)]["accuracy"] for v in by.values() if str(s) in v]))) for s in sevs}
-    allv = [x["accuracy"] for v in by.values() for x in v.values()]
-    rows.append({"Corruption": "**mean**", **means, "Mean": _pct(float(np.mean(allv)) if allv else None)})
-    return format_table(rows, cols)
-
-
-def write_classification_report(out_dir: str | os.PathLike[str], results: dict[str, Any],
-                                title: str = "Classification robustness") -> dict[str, Path]:
-    """Write ``report.json``, ``report.md`` and ``figures/*.png`` (atomically) and return their paths."""
-    from ...io import atomic_write_json, atomic_write_text
-    from ...evaluate.report import _references_section, _sanitize, format_table
-
-    out_dir = Path(out_dir)
-    fig_dir = out_dir / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
-    figures: dict[str, Path] = {}
-    for name, fn in (
-        ("accuracy_vs_severity", lambda p: _plot_accuracy_vs_severity(results, p)),
-        ("corruption_bars", lambda p: _plot_bars(results, "corruptions", p, "mean accuracy over severities (%)", True)),
-        ("domain_bars", lambda p: _plot_bars(results, "domains", p, "accuracy (%)", True)),
-    ):
-        made = fn(fig_dir / f"{name}.png")
-        if made is not None:
-            figures[name] = made
-    files.update(figures)
-    results["files"] = {k: str(v) for k, v in files.items()}
-    atomic_write_json(files["json"], _sanitize(results), allow_nan=False)
-
-    proto = results.get("protocol") or {}
-    models = results["models"]
-    md = [f"# {title}", "", f"**task:** {results.get('task')}  \n**run:** {results.get('run')}", ""]
-    md += [f"Clean test: {proto.get('clean_test')} ({proto.get('n_clean')} images). "
-           f"Corruptions: {len(proto.get('corruptions') or [])} × severities {proto.get('severities')} "
-           f"({proto.get('corruption_source')}, table `{proto.get('table')}`, seed {proto.get('seed')}).", ""]
-    if proto.get("note"):
-        md += [f"*{proto['note']}*", ""]
-    md += ["## Comparison", "", comparison_table(results)]
-    if any(m.get("domains") for m in models.values()):
-        doms: list[str] = []
-        for m in models.values():
-            doms += [d for d in (m.get("domains") or {}) if d not in doms]
-        rows = [{"Model": n, "clean (source)": _pct(m["clean"]["accuracy"]),
-                 **{d: _pct((m.get("domains") or {}).get(d, {}).get("accuracy")) for d in doms},
-                 "Mean": _pct((m.get("summary") or {}).get("mean_domain_accuracy"))} for n, m in models.items()]
-        md += ["## Accuracy (%) per target domain", "", format_table(rows, ["Model", "clean (source)", *doms, "Mean"])]
-    if any(m.get("corruptions") for m in models.values()):
-        sevs = [int(s) for s in proto.get("severities") or [1, 2, 3, 4, 5]]
-        md += ["## Accuracy (%) by corruption and severity", ""]
-        for n, m in models.items():
-            if m.get("corruptions"):
-                md += [f"### {n}", "", _acc_table(m["corruptions"], sevs)]
-        if proto.get("normalisation") == "alexnet":
-            names = sorted({c for m in models.values() for c in ((m.get("summary") or {}).get("ce") or {})},
-                           key=list(ALEXNET_ERRORS).index)
-            rows = [{"Model": n, **{c: _pct((m.get("summary") or {}).get("ce", {}).get(c)) for c in names},
-                     "mCE": _pct((m.get("summary") or {}).get("mCE"))} for n, m in models.items()]
-            md += ["## Corruption error CE (%), normalised by AlexNet", "", format_table(rows, ["Model", *names, "mCE"])]
-    if results.get("references"):
-        md += ["## References (published numbers, as reported)", "", _references_section(results["references"])]
-    if figures:
-        md += ["## Figures", ""] + [f"![{k}](figures/{p.name})\n" for k, p in figures.items()]
-    atomic_write_text(files["markdown"], "\n".join(md).rstrip() + "\n")
-    return files
 
 
 def _references(dataset: str) -> dict[str, Any]:

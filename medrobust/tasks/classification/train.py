@@ -27,16 +27,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator, model_validator
 
-from ...augment import build
-from ...config import ConsistencyConfig, save_config
+from ...data.collate import collate_image_label
+from ..base import build_augment
+from ...config import save_config
 from .config import DATASETS, ClassificationConfig
-from ...losses.consistency import consistency_loss
+from ...evaluate.inference import predict_dataset
+from ...train.steps import ClassificationAdapter
 
 __all__ = [
     "ClassificationConfig",
@@ -200,78 +201,9 @@ def build_model(cfg: ClassificationConfig, num_classes: int | None = None) -> to
 
 
 # ----------------------------------------------------------------------------------------- adapter
-def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    return {"image": torch.stack([it["image"] for it in items]), "label": torch.stack([it["label"] for it in items])}
-
-
-class ClassificationAdapter:
-    """Task glue for classification: views, cross-entropy on view 1, optional consistency.
-
-    Without consistency: one view (augmented, or clean when no core is configured). With K views:
-    each drawn independently from the clean batch (``clean_first_view``: view 1 is the clean
-    batch); one forward pass over all views; ``CE(view 1) + weight · consistency(all views)``.
-    """
-
-    def __init__(self, augment: Any | None = None, *, consistency: ConsistencyConfig | None = None,
-                 label_smoothing: float = 0.0) -> None:
-        if consistency is not None and augment is None:
-            raise ValueError("consistency: needs at least one augmentation core in 'augment'")
-        self.augment = augment
-        self.consistency = consistency
-        self.label_smoothing = float(label_smoothing)
-        self._consistency_fn = consistency_loss(consistency.name) if consistency is not None else None
-
-    image_key = "image"
-    label_key = "label"
-
-    def criterion(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy (the task loss, also used by AFA's auxiliary path)."""
-        return torch.nn.functional.cross_entropy(logits.float(), label, label_smoothing=self.label_smoothing)
-
-    def views(self, image: torch.Tensor, generator: torch.Generator | None,
-              labels: torch.Tensor | None = None) -> list[torch.Tensor]:
-        if self.augment is None:
-            return [image]
-        k = self.consistency.views if self.consistency is not None else 1
-        out = [image] if self.consistency is not None and self.consistency.clean_first_view else []
-        kw = {"labels": labels} if getattr(self.augment, "uses_labels", False) else {}
-        while len(out) < k:
-            out.append(self.augment(image, generator, **kw))
-        return out
-
-    def step(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        image, label = batch["image"], batch["label"]
-        views = self.views(image, generator, label)
-        logits = model(torch.cat(views)) if len(views) > 1 else model(views[0])
-        chunks = list(logits.float().chunk(len(views)))
-        ce = torch.nn.functional.cross_entropy(chunks[0], label, label_smoothing=self.label_smoothing)
-        acc = float((chunks[0].argmax(1) == label).float().mean())
-        if len(views) == 1:
-            return ce, {"task_loss": float(ce.detach()), "train_acc": acc}
-        assert self.consistency is not None and self._consistency_fn is not None
-        cons = self._consistency_fn(chunks, weight=self.consistency.weight)
-        return ce + cons, {"task_loss": float(ce.detach()), "consistency_loss": float(cons.detach()), "train_acc": acc}
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, dataset: Any, device: torch.device, batch_size: int = 256,
-            indices: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(predictions, labels)`` of ``model`` over ``dataset`` (optionally a subset of indices)."""
-    idx = list(range(len(dataset))) if indices is None else list(indices)
-    preds, labels = [], []
-    for start in range(0, len(idx), batch_size):
-        items = [dataset[i] for i in idx[start : start + batch_size]]
-        batch = _collate(items)
-        preds.append(model(batch["image"].to(device)).argmax(1).cpu().numpy())
-        labels.append(batch["label"].numpy())
-    if not preds:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(preds), np.concatenate(labels)
-
-
 def _val_fn(val_set: Any, device: torch.device, batch_size: int):
     def validate(model: torch.nn.Module) -> dict[str, float]:
-        pred, lab = predict(model, val_set, device, batch_size)
+        pred, lab = predict_dataset(model, val_set, device, collate=collate_image_label, batch_size=batch_size)
         return {"val_acc": float((pred == lab).mean()) if len(lab) else 0.0}
 
     return validate
@@ -292,11 +224,11 @@ def train_classification(cfg: ClassificationConfig, *, resume: bool = False, pro
         save_config(cfg, run_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data.num_classes)
-    augment = build(cfg.augment) if cfg.augment else None
+    augment = build_augment(cfg.augment)  # DFM-X maps: .npy paths
     adapter: Any = ClassificationAdapter(augment, consistency=cfg.consistency, label_smoothing=cfg.train.label_smoothing)
     from ...train.afa import wrap_afa
 
     adapter = wrap_afa(adapter, cfg.afa)
-    return fit_config(cfg, model=model, train_set=data.train, collate=_collate, step_fn=adapter.step,
+    return fit_config(cfg, model=model, train_set=data.train, collate=collate_image_label, step_fn=adapter.step,
                       validate_fn=_val_fn(data.val, device, cfg.evaluate.batch_size), device=device,
                       metric_name="val_acc", resume=resume, progress=progress, stop_after=stop_after)

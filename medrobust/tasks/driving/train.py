@@ -23,14 +23,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator, model_validator
 
-from ...augment import build
+from ...data.collate import collate_image_label
+from ..base import build_augment
 from ...config import save_config
+from ...losses.segmentation import CrossEntropyIgnore
 from ...train.steps import SegmentationAdapter
 from .config import DomainConfig, DrivingConfig
 
@@ -103,24 +104,6 @@ def build_model(cfg: DrivingConfig, num_classes: int | None = None) -> DrivingSe
     return model
 
 
-class CrossEntropyIgnore(torch.nn.Module):
-    """Pixel-wise cross-entropy on logits ``(N, K, H, W)`` and labels ``(N, 1, H, W)``, ignoring 255.
-
-    Averaged over the labelled pixels of the batch; a batch with none gives 0 (not NaN).
-    """
-
-    def __init__(self, ignore_index: int = 255) -> None:
-        super().__init__()
-        self.ignore_index = ignore_index
-
-    def forward(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        target = label[:, 0] if label.ndim == logits.ndim else label
-        target = target.long()
-        total = torch.nn.functional.cross_entropy(logits.float(), target, ignore_index=self.ignore_index, reduction="sum")
-        count = (target != self.ignore_index).sum().clamp_min(1)
-        return total / count
-
-
 # ---------------------------------------------------------------------------------------------- data
 @dataclass
 class DrivingData:
@@ -183,10 +166,6 @@ def prepare_data(cfg: DrivingConfig) -> DrivingData:
     return DrivingData(d.source, root, train, val, targets)
 
 
-def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"image": torch.stack([it["image"] for it in items]), "label": torch.stack([it["label"] for it in items])}
-
-
 def _val_fn(cfg: DrivingConfig, val_set: Any, device: torch.device):
     """mIoU (%-free, in [0, 1]) on the source validation set from one dataset-wide confusion matrix."""
     from ...evaluate.inference import predict
@@ -234,8 +213,8 @@ def train_driving(cfg: DrivingConfig, *, resume: bool = False, progress: bool = 
     val_set = DrivingDataset(data.root, transform=val_tf, dataset=d.source, samples=data.val)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
-    augment = build(cfg.augment) if cfg.augment else None
+    augment = build_augment(cfg.augment)
     adapter = SegmentationAdapter(augment, consistency=cfg.consistency, criterion=CrossEntropyIgnore())
-    return fit_config(cfg, model=model, train_set=train_set, collate=_collate, step_fn=adapter.step,
+    return fit_config(cfg, model=model, train_set=train_set, collate=collate_image_label, step_fn=adapter.step,
                       validate_fn=_val_fn(cfg, val_set, device), device=device, metric_name="val_miou",
                       resume=resume, progress=progress, stop_after=stop_after)

@@ -11,7 +11,6 @@ import torch
 
 from ...config import validate
 from ...data.microscopy import Intensity, load_stack
-from ...io import atomic_write_json, atomic_write_text
 from ...models.blur_autoencoder import (
     BlurAutoencoder,
     BlurModel,
@@ -22,7 +21,7 @@ from ...models.blur_autoencoder import (
 from ...evaluate.metrics import psnr, ssim
 from .config import BlurConfig
 from .data import _center_crop, _stack_tensor, prepare_data
-from .report import _markdown, _plot_levels, _plot_planes
+from .report import _plot_levels, _plot_planes, write_blur_report
 
 
 # --------------------------------------------------------------------------------------- evaluation
@@ -188,13 +187,7 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
     if cfg.evaluate.figure_stacks > 0 and stacks:
         figures.append(_plot_planes(bundles, stacks[: cfg.evaluate.figure_stacks], positions, fig_dir / "planes.png"))
         figures.append(_plot_levels(bundles, stacks[: cfg.evaluate.figure_stacks], cfg.evaluate.levels, fig_dir / "levels.png"))
-    results["files"] = {"markdown": str(out_dir / "report.md"), "json": str(out_dir / "report.json"),
-                        "figures": [str(f) for f in figures]}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    from ...evaluate.report import _sanitize
-
-    atomic_write_json(out_dir / "report.json", _sanitize(results))
-    atomic_write_text(out_dir / "report.md", _markdown(results))
+    write_blur_report(out_dir, results, figures)
     return results
 
 

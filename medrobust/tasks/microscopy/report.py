@@ -1,4 +1,4 @@
-"""The microscopy report: per-plane tables, markdown and the synthesis figures."""
+"""The microscopy report: synthesis / deblurring tables, per-plane tables and the synthesis figures."""
 
 from __future__ import annotations
 
@@ -8,16 +8,29 @@ from typing import Any
 
 import torch
 
+from ...evaluate.report import (
+    Section,
+    figures_section,
+    format_table,
+    new_figure,
+    report_files,
+    save_figure,
+    show_image,
+    write_report,
+)
 from ...models.blur_autoencoder import (
     BlurModel,
     synthesize_blur,
 )
 
+__all__ = ["blur_table", "blur_sections", "write_blur_report"]
+
+TITLE = "Defocus blur synthesis and deblurring (linear-latent autoencoder)"
+
+
 
 def blur_table(results: Mapping[str, Any]) -> str:
     """The synthesis and deblurring tables (markdown) of :func:`evaluate_blur` results."""
-    from ...evaluate.report import format_table
-
     parts = []
     for key, title, target in (("synthesis", "Blur synthesis (intermediate planes)", "real plane k"),
                                ("deblur", "Deblurring (plane k -> in-focus plane)", "real plane 0")):
@@ -28,8 +41,6 @@ def blur_table(results: Mapping[str, Any]) -> str:
 
 
 def _per_plane_table(section: Mapping[str, Any], positions: Sequence[float]) -> str:
-    from ...evaluate.report import format_table
-
     planes = sorted({int(k) for v in section.values() for k in v["per_plane"]})
     cols = ["Method", *[f"z{k} (t={positions[k]:.2f})" for k in planes]]
     rows = []
@@ -42,75 +53,55 @@ def _per_plane_table(section: Mapping[str, Any], positions: Sequence[float]) -> 
     return format_table(rows, cols)
 
 
-def _markdown(results: Mapping[str, Any]) -> str:
+def blur_sections(results: Mapping[str, Any], figures: Sequence[str | Path] = ()) -> list[Section]:
+    """Data and method lead with the summary tables, per-plane tables, latent linearity, the figure
+    links (``figures``: files in the report's ``figures/`` folder) and the published-reference note."""
     d = results["data"]
-    lines = [
-        "# Defocus blur synthesis and deblurring (linear-latent autoencoder)",
-        "",
+    lead = Section(None, [
         f"Data: `{d['root']}` ({'embedded synthetic default' if d['synthetic'] else 'user data'}), split "
         f"`{d['split']}`: {len(d['stacks'])} stack(s); plane positions t = "
         f"{', '.join(f'{p:.3g}' for p in results['positions'])}; intensities mapped to [0, 1] by "
         f"`{d['intensity']['mode']}`; metrics per channel, PSNR with data range 1, SSIM with a Gaussian window (σ = 1.5).",
-        "",
         "Synthesis rows render plane k from the in-focus plane (and, for the two-plane rows, the most-blurred plane) at "
         "its position t_k; the Gaussian baseline uses one sigma per plane fitted on these same test stacks "
         "(optimistic). Deblurring rows estimate the in-focus plane from plane k and the most-blurred plane with "
         "α = t_k: latent `(E(z_k) − α·E(blurred)) / (1 − α)` vs the same formula in pixel space.",
-        "",
         blur_table(results),
-        "## Per plane (PSNR dB / SSIM)",
-        "",
-        "**Synthesis**",
-        "",
-        _per_plane_table(results["synthesis"], results["positions"]),
-        "**Deblurring**",
-        "",
-        _per_plane_table(results["deblur"], results["positions"]),
-        "## Latent linearity",
-        "",
-        "Relative deviation: ‖E(x_k) − lerp(E(x_0), E(x_last), t_k)‖ / ‖E(x_last) − E(x_0)‖ averaged over intermediate "
-        "planes (0 = exactly linear); step cosine: cosine similarity of consecutive latent steps (1 = straight path).",
-        "",
-    ]
-    from ...evaluate.report import format_table
-
-    lines.append(format_table([{"Model": n, "relative deviation": f"{v['relative_deviation']:.4f}",
-                                "step cosine": f"{v['step_cosine']:.4f}"} for n, v in results["linearity"].items()],
-                              ["Model", "relative deviation", "step cosine"]))
+    ])
+    per_plane = Section("Per plane (PSNR dB / SSIM)", [
+        "**Synthesis**", _per_plane_table(results["synthesis"], results["positions"]),
+        "**Deblurring**", _per_plane_table(results["deblur"], results["positions"]),
+    ])
     sig = ", ".join(f"z{k}: {v:.2f}" for k, v in results["gaussian_sigmas"].items())
     refs = ", ".join(f"{n}: {m['reference_sigma']:.2f}" for n, m in results["models"].items())
-    lines += [f"Fitted Gaussian sigmas (pixels) per plane: {sig}. Single-image reference blur σ (from training): {refs}.", ""]
-    if results["files"]["figures"]:
-        lines += ["## Figures", ""] + [f"![{Path(f).stem}](figures/{Path(f).name})" for f in results["files"]["figures"]] + [""]
-    lines += ["## Published reference", "", results["references"]["note"], ""]
-    return "\n".join(lines)
+    linearity = Section("Latent linearity", [
+        "Relative deviation: ‖E(x_k) − lerp(E(x_0), E(x_last), t_k)‖ / ‖E(x_last) − E(x_0)‖ averaged over intermediate "
+        "planes (0 = exactly linear); step cosine: cosine similarity of consecutive latent steps (1 = straight path).",
+        format_table([{"Model": n, "relative deviation": f"{v['relative_deviation']:.4f}",
+                       "step cosine": f"{v['step_cosine']:.4f}"} for n, v in results["linearity"].items()],
+                     ["Model", "relative deviation", "step cosine"]),
+        f"Fitted Gaussian sigmas (pixels) per plane: {sig}. Single-image reference blur σ (from training): {refs}.",
+    ])
+    out = [lead, per_plane, linearity]
+    if figures:
+        out.append(figures_section({Path(f).stem: f for f in figures}, compact=True))
+    out.append(Section("Published reference", results["references"]["note"]))
+    return out
+
+
+def write_blur_report(out_dir: str | Path, results: dict[str, Any], figures: Sequence[str | Path] = ()) -> dict[str, Path]:
+    """Write ``report.json`` and ``report.md`` (atomically) for figures already drawn in
+    ``out_dir/figures``; ``results["files"]`` (also in ``report.json``) lists ``markdown``, ``json``
+    and ``figures``."""
+    paths = report_files(out_dir)
+    results["files"] = {"markdown": str(paths["markdown"]), "json": str(paths["json"]),
+                        "figures": [str(f) for f in figures]}
+    return write_report(out_dir, title=TITLE, sections=blur_sections(results, figures), results=results)
 
 
 def _figure(nrows: int, ncols: int, scale: float = 1.6):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(scale * ncols + 1.2, scale * nrows + 0.4), dpi=100)
+    fig = new_figure((scale * ncols + 1.2, scale * nrows + 0.4))
     return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
-def _show(ax: Any, img: torch.Tensor, title: str | None = None) -> None:
-    ax.imshow(img.detach().float().cpu().squeeze().clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=8)
-
-
-def _save(fig: Any, path: Path) -> Path:
-    from ...io import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    return path
 
 
 def _plot_planes(bundles: Mapping[str, BlurModel], stacks: Sequence[tuple[str, torch.Tensor]], positions: Sequence[float],
@@ -125,19 +116,19 @@ def _plot_planes(bundles: Mapping[str, BlurModel], stacks: Sequence[tuple[str, t
             x1 = x[:1]  # first channel
             r0 = s * rows_per
             for k in range(p):
-                _show(axes[r0][k], x1[0, k], f"z{k}  t={positions[k]:.2f}" if s == 0 else None)
+                show_image(axes[r0][k], x1[0, k], f"z{k}  t={positions[k]:.2f}" if s == 0 else None)
             axes[r0][0].set_ylabel(f"{sname}\nreal", fontsize=8)
             for j, (name, b) in enumerate(bundles.items()):
                 y = synthesize_blur(b.model.eval(), x1[:, 0].expand(p, -1, -1, -1), x1[:, -1].expand(p, -1, -1, -1),
                                     t.to(x.device))
                 for k in range(p):
-                    _show(axes[r0 + 1 + j][k], y[k])
+                    show_image(axes[r0 + 1 + j][k], y[k])
                 axes[r0 + 1 + j][0].set_ylabel(f"{name}" if len(bundles) > 1 else "latent", fontsize=8)
             lerp = torch.lerp(x1[:, 0].expand(p, -1, -1, -1), x1[:, -1].expand(p, -1, -1, -1), t.to(x.device).view(-1, 1, 1, 1))
             for k in range(p):
-                _show(axes[r0 + rows_per - 1][k], lerp[k])
+                show_image(axes[r0 + rows_per - 1][k], lerp[k])
             axes[r0 + rows_per - 1][0].set_ylabel("pixel interp.", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _plot_levels(bundles: Mapping[str, BlurModel], stacks: Sequence[tuple[str, torch.Tensor]], levels: Sequence[float],
@@ -155,9 +146,9 @@ def _plot_levels(bundles: Mapping[str, BlurModel], stacks: Sequence[tuple[str, t
                 ref = defocus_blur(sharp, b.reference_sigma, "gaussian")
                 y = synthesize_blur(b.model.eval(), sharp.expand(len(levels), -1, -1, -1), ref.expand(len(levels), -1, -1, -1),
                                     lv.to(x.device))
-                _show(axes[r][0], sharp[0], "input (z0)" if r == 0 else None)
+                show_image(axes[r][0], sharp[0], "input (z0)" if r == 0 else None)
                 axes[r][0].set_ylabel(sname if len(bundles) == 1 else f"{sname}\n{name}", fontsize=8)
                 for j, level in enumerate(levels):
-                    _show(axes[r][j + 1], y[j], f"t = {level:g}" if r == 0 else None)
+                    show_image(axes[r][j + 1], y[j], f"t = {level:g}" if r == 0 else None)
                 r += 1
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -1,20 +1,6 @@
-"""Microscopy defocus task: train the linear-latent autoencoder, evaluate synthesis and deblurring, bench.
-
-* :class:`BlurConfig` (``task: microscopy_blur``) — data (focal stacks or the embedded default),
-  model widths, loss weights, training and evaluation settings;
-* :func:`train_blur` — the shared step-based loop (:func:`medrobust.train.loop.fit`) with aligned
-  random patches of all planes; validation PSNR of the synthesised intermediate planes picks
-  ``best.pt``; a self-contained ``model.pt`` is exported at the end;
-* :func:`evaluate_blur` — PSNR/SSIM of synthesised planes against the held-out real planes of test
-  stacks, next to two baselines computed in the same run (pixel-space interpolation of the sharp and
-  blurred images; the best-fitting Gaussian blur of the sharp image, one sigma per plane fitted on the
-  test stacks themselves — an optimistic classical baseline), plus deblurring by latent extrapolation
-  against pixel extrapolation and the unchanged input; ``report.md``/``report.json`` and figures;
-* :func:`bench_blur` — synthesis throughput at 512×512 and training step times.
-
-Metrics are computed per channel on images normalised to [0, 1] with the model's intensity mapping
-(min–max of each stack by default), so PSNR uses a data range of 1.
-"""
+"""Training of the linear-latent autoencoder on the shared loop: aligned random patches of all planes,
+the reconstruction and linearity losses, validation PSNR of the synthesised intermediate planes (picks
+``best.pt``), and the self-contained ``model.pt`` exported at the end."""
 
 from __future__ import annotations
 

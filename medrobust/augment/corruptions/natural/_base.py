@@ -135,14 +135,6 @@ class NaturalCorruption(SeverityCore, abstract=True):
         vals = [v if k is None else v[k] for v in self.values]
         return torch.tensor(vals, dtype=like.dtype, device=like.device)[sev - 1]
 
-    def _severities(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        sev = params["severity"].to(x.device).long()
-        if sev.shape != (x.shape[0],):
-            raise ValueError(f"params['severity']: expected shape ({x.shape[0]},), got {tuple(sev.shape)}")
-        if bool(((sev < 1) | (sev > 5)).any()):
-            raise ValueError(f"params['severity']: values must be in 1..5, got {sev.tolist()}")
-        return sev
-
     @staticmethod
     def field(params: Params, key: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """A per-sample random field from ``params``, checked against ``shape``, on ``x``'s device."""
@@ -158,7 +150,7 @@ class NaturalCorruption(SeverityCore, abstract=True):
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         # x comes from check(): already in [0, 1]
         work = (x if x.dtype in (torch.float32, torch.float64) else x.float()).contiguous()
-        sev = self._severities(params, work)
+        sev = self.severities(params, work)
         out = self._corrupt(work, params, sev)
         if out.data_ptr() in (x.data_ptr(), work.data_ptr()):  # never clamp the caller's tensor in place
             out = out.clone()
