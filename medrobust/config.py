@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .io import atomic_write_text
 
@@ -158,7 +165,9 @@ class ExperimentBase(RunBase):
     @field_validator("augment")
     @classmethod
     def _augment_entries(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from .augment import validate  # the registry validates names and keyword arguments (reads no files)
+        from .augment import (
+            validate,  # the registry validates names and keyword arguments (reads no files)
+        )
 
         for i, entry in enumerate(v):
             validate(entry, where=f"augment[{i}]")

@@ -47,12 +47,8 @@ __all__ = [
 ]
 
 
-def check_input(x: Any, *, name: str = "x", spatial_dims: Sequence[int] = (2, 3)) -> torch.Tensor:
-    """Validate a batch for a core and return it.
-
-    Raises ``TypeError`` for a non-tensor or a non-float dtype and ``ValueError`` for a wrong rank,
-    an empty batch or NaN/Inf values, naming ``name`` and what was expected.
-    """
+def check_float_tensor(x: Any, name: str = "x") -> None:
+    """``TypeError`` naming ``name`` unless ``x`` is a floating-point tensor (the first checks of every core)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if not torch.is_floating_point(x):
@@ -60,6 +56,15 @@ def check_input(x: Any, *, name: str = "x", spatial_dims: Sequence[int] = (2, 3)
             f"{name}: expected a floating-point tensor (values in [0, 1]), got dtype {x.dtype}; "
             "convert uint8 images with x.float() / 255"
         )
+
+
+def check_input(x: Any, *, name: str = "x", spatial_dims: Sequence[int] = (2, 3)) -> torch.Tensor:
+    """Validate a batch for a core and return it.
+
+    Raises ``TypeError`` for a non-tensor or a non-float dtype and ``ValueError`` for a wrong rank,
+    an empty batch or NaN/Inf values, naming ``name`` and what was expected.
+    """
+    check_float_tensor(x, name)
     ranks = {d + 2: d for d in spatial_dims}
     if x.ndim not in ranks:
         shapes = " or ".join(

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from collections.abc import Sequence
-
+from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 

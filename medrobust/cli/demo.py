@@ -76,7 +76,12 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
     import time
 
     from ..config import load_config, resolve_config_path
-    from ..tasks.cardiac import CardiacConfig, comparison_table, evaluate_cardiac, train_cardiac
+    from ..tasks.cardiac import (
+        CardiacConfig,
+        comparison_table,
+        evaluate_cardiac,
+        train_cardiac,
+    )
 
     out = Path(out)
     t0 = time.perf_counter()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from monai.transforms import MapTransform, Resize
 
-from .acdc import FRAME_KEYS, Patient, PathLike, read_patient
+from .acdc import FRAME_KEYS, PathLike, Patient, read_patient
 
 __all__ = ["ACDCSliceDataset", "ACDCVolumeDataset", "ResampleInPlaned", "acdc_transforms"]
 

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, apply_overrides, read_yaml, resolve_config_path, validate
+from ..config import (
+    ConfigError,
+    apply_overrides,
+    read_yaml,
+    resolve_config_path,
+    validate,
+)
 from . import cardiac, classification, driving, microscopy
 from .base import Task
 

@@ -301,8 +301,9 @@ def fit(
         start, best, best_step = int(ckpt["step"]), float(ckpt["best_metric"]), int(ckpt["best_step"])
         if env.is_main and metrics_path.is_file():  # drop log lines written after the checkpoint
             kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start]
-            from ..io import atomic_write_text
             import json
+
+            from ..io import atomic_write_text
 
             atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
     elif env.is_main and metrics_path.exists():

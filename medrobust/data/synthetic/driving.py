@@ -31,7 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from ..driving import CITYSCAPES_ID_TO_TRAIN, CITYSCAPES_LABELS, DATASETS, MAPILLARY_TO_TRAIN, SYNTHIA_TO_TRAIN
+from ..driving import (
+    CITYSCAPES_ID_TO_TRAIN,
+    CITYSCAPES_LABELS,
+    DATASETS,
+    MAPILLARY_TO_TRAIN,
+    SYNTHIA_TO_TRAIN,
+)
 
 __all__ = [
     "STYLES",

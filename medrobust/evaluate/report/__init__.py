@@ -9,10 +9,33 @@
 Each task's own sections, tables and plots live in ``medrobust/tasks/<task>/report.py``.
 """
 
-from .figures import display_image, label_colors, new_figure, overlay, save_figure, show_image, to_numpy
+from .figures import (
+    display_image,
+    label_colors,
+    new_figure,
+    overlay,
+    save_figure,
+    show_image,
+    to_numpy,
+)
 from .references import REFERENCES_HEADING, references_heading, references_markdown
-from .tables import DASH, finite, fmt_mm, fmt_num, fmt_pct, format_table, nan_mean, sanitize
-from .writer import Section, figures_section, render_markdown, report_files, write_report
+from .tables import (
+    DASH,
+    finite,
+    fmt_mm,
+    fmt_num,
+    fmt_pct,
+    format_table,
+    nan_mean,
+    sanitize,
+)
+from .writer import (
+    Section,
+    figures_section,
+    render_markdown,
+    report_files,
+    write_report,
+)
 
 __all__ = [
     "DASH", "finite", "fmt_num", "fmt_mm", "fmt_pct", "nan_mean", "format_table", "sanitize",

@@ -16,15 +16,15 @@ run on it, so all models see identical corrupted volumes:
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .config import CardiacConfig
+from ...evaluate.conditions import condition_seed
 from ...evaluate.metrics import SegmentationMeter
+from .config import CardiacConfig
 
 __all__ = ["load_run", "evaluate_cardiac", "normalise_volume"]
 
@@ -62,10 +62,6 @@ def load_run(run_dir: str | Path, *, device: torch.device | str = "cpu",
     return cfg, model.to(device).eval()
 
 
-def _case_seed(*parts: Any) -> int:
-    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
-
-
 @torch.no_grad()
 def _predict(model: torch.nn.Module, vol01: torch.Tensor, cfg: CardiacConfig, device: torch.device) -> np.ndarray:
     """Segment a [0, 1] volume ``(X, Y, Z)``; returns integer labels ``(X, Y, Z)``."""
@@ -101,11 +97,11 @@ def evaluate_cardiac(
     """
     from tqdm.auto import tqdm
 
-    from .train import CLASS_NAMES, NUM_CLASSES, prepare_data
     from ...augment.corruptions.mri import NAMES, corrupt_mri
     from ...config import apply_overrides, validate
     from ...data.acdc import read_patient
     from .report import write_cardiac_report
+    from .train import CLASS_NAMES, NUM_CLASSES, prepare_data
 
     if not runs:
         raise ValueError("evaluate: no runs given")
@@ -149,7 +145,7 @@ def evaluate_cardiac(
             else:
                 vol = normalise_volume(frame.image)
                 if kind == "corrupt":
-                    gen = torch.Generator().manual_seed(_case_seed(ev.seed, corr, sev, patient.id, key))
+                    gen = torch.Generator().manual_seed(condition_seed(ev.seed, corr, sev, patient.id, key))
                     x = vol.permute(2, 0, 1)[None, None]  # (1, 1, Z, X, Y): in-plane axes last
                     vol = corrupt_mri(x, corr, sev, generator=gen)[0, 0].permute(1, 2, 0)
             preds = {}

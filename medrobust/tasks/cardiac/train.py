@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...data.collate import collate_image_label
-from ..base import build_augment
 from ...config import save_config
-from .config import CardiacConfig
+from ...data.collate import collate_image_label
 from ...models.factory import create_segmentation_model
 from ...train.steps import SegmentationAdapter
+from ..base import build_augment
+from .config import CardiacConfig
 
 __all__ = ["CardiacData", "prepare_data", "build_model", "train_cardiac", "NUM_CLASSES", "CLASS_NAMES"]
 
@@ -133,7 +133,11 @@ def train_cardiac(cfg: CardiacConfig, *, resume: bool = False, progress: bool = 
     Writes ``runs/<name>/{config.yaml, metrics.jsonl, last.pt, best.pt}``; returns the
     :class:`~medrobust.train.loop.FitResult`.
     """
-    from ...data.acdc_datasets import ACDCSliceDataset, ACDCVolumeDataset, acdc_transforms
+    from ...data.acdc_datasets import (
+        ACDCSliceDataset,
+        ACDCVolumeDataset,
+        acdc_transforms,
+    )
     from ...train.loop import dist_env, fit_config, resolve_device
 
     env = dist_env()

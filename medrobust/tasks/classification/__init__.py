@@ -5,7 +5,13 @@ from ..base import Task
 from .config import DATASETS, ClassificationConfig
 from .evaluate import evaluate_classification, load_run
 from .report import comparison_table, write_classification_report
-from .train import ClassificationAdapter, ClassificationData, build_model, prepare_data, train_classification
+from .train import (
+           ClassificationAdapter,
+           ClassificationData,
+           build_model,
+           prepare_data,
+           train_classification,
+)
 
 __all__ = ["TASK", "DATASETS", "ClassificationConfig", "ClassificationData", "ClassificationAdapter", "prepare_data",
            "build_model", "train_classification", "load_run", "evaluate_classification", "comparison_table",

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...io import atomic_path
 from ...analysis.dfm import adcs, dominant_frequency_maps, loss_maps, shortcut_test
+from ...io import atomic_path
 from .report import write_dfm_report
 
 __all__ = ["run_dfm"]

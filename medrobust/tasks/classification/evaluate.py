@@ -34,7 +34,6 @@ severities gives a CE over that subset (flagged in the report).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...evaluate.conditions import condition_seed
 from .config import ClassificationConfig
 from .imagenet_c import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
 from .report import write_classification_report
@@ -73,10 +73,6 @@ def load_run(run_dir: str | Path, *, device: torch.device | str = "cpu", checkpo
     model = build_model(cfg.model_copy(update={"model": cfg.model.model_copy(update={"weights": None})}), num_classes)
     load_weights(model, ckpt_path, what="checkpoint", detail=f" of {cfg_path} with {num_classes} classes")
     return cfg, model.to(device).eval()
-
-
-def _seed(*parts: Any) -> int:
-    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 def _subset(n: int, cap: int | None, seed: int) -> np.ndarray:
@@ -181,8 +177,8 @@ def evaluate_classification(
     """
     from tqdm.auto import tqdm
 
-    from .train import prepare_data
     from ...config import apply_overrides, load_config, validate
+    from .train import prepare_data
 
     if not runs:
         raise ValueError("evaluate: no runs given")
@@ -286,7 +282,7 @@ def evaluate_classification(
                     raise ValueError(f"{kind} {name or ''} s{sev or ''}: labels outside 0..{data.num_classes - 1}")
                 x, y = xb.to(dev), yb.to(dev)
                 if on_the_fly:
-                    gen = torch.Generator().manual_seed(_seed(ev.seed, name, sev, start))
+                    gen = torch.Generator().manual_seed(condition_seed(ev.seed, name, sev, start))
                     x = corrupt(x, str(name), int(sev or 1), table=table, generator=gen).clamp(0, 1)
                 for mname, (_, model) in loaded.items():
                     correct[(mname, key)] += int((model(x).argmax(1) == y).sum())

@@ -11,7 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from ...evaluate.report import DASH, Section, fmt_pct, format_table, new_figure, save_figure, write_report
+from ...evaluate.report import (
+    DASH,
+    Section,
+    fmt_pct,
+    format_table,
+    new_figure,
+    save_figure,
+    write_report,
+)
 from .imagenet_c import ALEXNET_ERRORS
 
 __all__ = ["comparison_table", "classification_sections", "write_classification_report", "plot_map_grid",
@@ -62,7 +70,7 @@ def classification_sections(results: Mapping[str, Any]) -> list[Section]:
     severity per model and, for ImageNet-C, the AlexNet-normalised CE per corruption."""
     proto = results.get("protocol") or {}
     models = results["models"]
-    lead = [f"**task:** {results.get('task')}  \n**run:** {results.get('run')}",
+    lead = [f"**task:** {results.get('task')}, dataset {results.get('dataset')}  \n**run:** {results.get('run')}",
             f"Clean test: {proto.get('clean_test')} ({proto.get('n_clean')} images). "
             f"Corruptions: {len(proto.get('corruptions') or [])} × severities {proto.get('severities')} "
             f"({proto.get('corruption_source')}, table `{proto.get('table')}`, seed {proto.get('seed')})."]

@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...data.collate import collate_image_label
-from ..base import build_augment
 from ...config import save_config
-from .config import DATASETS, ClassificationConfig
+from ...data.collate import collate_image_label
 from ...evaluate.inference import predict_dataset
 from ...train.steps import ClassificationAdapter
+from ..base import build_augment
+from .config import DATASETS, ClassificationConfig
 
 __all__ = [
     "ClassificationConfig",

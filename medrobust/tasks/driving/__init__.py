@@ -4,7 +4,13 @@ from ..base import Task
 from .config import DomainConfig, DrivingConfig
 from .evaluate import evaluate_driving, load_run
 from .report import comparison_table, write_driving_report
-from .train import DrivingData, DrivingSegmenter, build_model, prepare_data, train_driving
+from .train import (
+           DrivingData,
+           DrivingSegmenter,
+           build_model,
+           prepare_data,
+           train_driving,
+)
 
 __all__ = ["TASK", "DrivingConfig", "DomainConfig", "DrivingData", "DrivingSegmenter", "prepare_data", "build_model",
            "train_driving", "load_run", "evaluate_driving", "comparison_table",

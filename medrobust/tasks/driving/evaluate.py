@@ -22,7 +22,6 @@ severity, qualitative predictions in the Cityscapes palette).
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from ...augment import corrupt
+from ...evaluate.conditions import condition_seed
 from ...evaluate.inference import predict
 from .config import DrivingConfig
 from .report import write_driving_report
@@ -69,10 +69,6 @@ def summarize(cm: np.ndarray, class_names: Sequence[str], n_images: int, *, keep
     if keep_confusion:
         out["confusion"] = cm.astype(np.int64).tolist()
     return out
-
-
-def _seed(*parts: Any) -> int:
-    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 def _resolve_corruptions(spec: str | list[str], corrupted_root: Path | None) -> list[str]:
@@ -120,10 +116,16 @@ def evaluate_driving(
     """
     from tqdm.auto import tqdm
 
-    from .train import prepare_data
     from ...config import apply_overrides, validate
-    from ...data.driving import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, DrivingDataset, list_samples
+    from ...data.driving import (
+        CLASS_NAMES,
+        IGNORE_INDEX,
+        NUM_CLASSES,
+        DrivingDataset,
+        list_samples,
+    )
     from ...evaluate.metrics import confusion_matrix
+    from .train import prepare_data
 
     if not runs:
         raise ValueError("evaluate: no runs given")
@@ -180,7 +182,7 @@ def evaluate_driving(
             image, ids = ds.load(i)
             x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)[None]
             if kind == "corrupt" and croot is None:
-                gen = torch.Generator().manual_seed(_seed(ev.seed, name, sev, ds.samples[i].name))
+                gen = torch.Generator().manual_seed(condition_seed(ev.seed, name, sev, ds.samples[i].name))
                 x = corrupt(x, name, int(sev), generator=gen).clamp(0, 1)
             x_in = x.to(dev)
             if resize is not None:

@@ -9,7 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from ...evaluate.report import DASH, Section, finite, fmt_pct, format_table, nan_mean, new_figure, save_figure, write_report
+from ...evaluate.report import (
+    DASH,
+    Section,
+    finite,
+    fmt_pct,
+    format_table,
+    nan_mean,
+    new_figure,
+    save_figure,
+    write_report,
+)
 
 __all__ = ["comparison_table", "driving_sections", "write_driving_report", "plot_class_iou", "plot_miou_vs_severity",
            "plot_predictions"]

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...data.collate import collate_image_label
-from ..base import build_augment
 from ...config import save_config
+from ...data.collate import collate_image_label
 from ...losses.segmentation import CrossEntropyIgnore
 from ...train.steps import SegmentationAdapter
+from ..base import build_augment
 from .config import DomainConfig, DrivingConfig
 
 __all__ = [

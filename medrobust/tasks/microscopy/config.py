@@ -12,7 +12,6 @@ from ...models.blur_autoencoder import (
     PAPER_WIDTHS,
 )
 
-
 #: widths of ``configs/microscopy/linear_latent.yaml`` (the CPU default; the paper's are PAPER_WIDTHS)
 DEFAULT_WIDTHS: tuple[int, ...] = (32, 64)
 

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...data.microscopy import Intensity, StackSource, discover_stacks, load_stack, split_stacks
+from ...data.microscopy import (
+    Intensity,
+    StackSource,
+    discover_stacks,
+    load_stack,
+    split_stacks,
+)
 from ...models.blur_autoencoder import (
     BlurAutoencoder,
 )

@@ -11,6 +11,7 @@ import torch
 
 from ...config import validate
 from ...data.microscopy import Intensity, load_stack
+from ...evaluate.metrics import psnr, ssim
 from ...models.blur_autoencoder import (
     BlurAutoencoder,
     BlurModel,
@@ -18,11 +19,9 @@ from ...models.blur_autoencoder import (
     load_blur_model,
     synthesize_blur,
 )
-from ...evaluate.metrics import psnr, ssim
 from .config import BlurConfig
 from .data import _center_crop, _stack_tensor, prepare_data
 from .report import _plot_levels, _plot_planes, write_blur_report
-
 
 # --------------------------------------------------------------------------------------- evaluation
 SYNTHESIS_METHODS = ("latent (sharp + blurred planes)", "latent (sharp + PSF reference)", "pixel interpolation",
@@ -198,5 +197,7 @@ def evaluate_blur_runs(runs: Mapping[str, str], *, out_dir: str | Path, override
 
 
 def _published_references() -> dict[str, Any]:
-    return {"note": "no published PSNR/SSIM numbers for linear-latent-blur were found in the paper's repository "
-                    "(nis-research/linear-latent-blur README); see medrobust/tasks/microscopy/protocols/focal_stacks.yaml"}
+    """The published numbers of the focal-stack protocol (package data; today a note that none exist)."""
+    from ..base import references
+
+    return references(__package__, "focal_stacks")

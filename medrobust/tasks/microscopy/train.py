@@ -11,6 +11,7 @@ import torch
 
 from ...config import save_config
 from ...data.microscopy import FocalStackPatches, Intensity, fold_channels, load_stack
+from ...evaluate.metrics import batch_psnr
 from ...io import atomic_write_json
 from ...models.blur_autoencoder import (
     blur_losses,
@@ -19,7 +20,6 @@ from ...models.blur_autoencoder import (
     synthesize_blur,
     triplet_alphas,
 )
-from ...evaluate.metrics import batch_psnr
 from .config import BlurConfig, BlurModelConfig
 from .data import _stack_tensor, build_model, fit_reference_sigma, prepare_data
 

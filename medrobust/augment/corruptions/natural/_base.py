@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ...base import Params
+from ...base import Params, check_float_tensor
 from .._common import SeverityCore
 
 __all__ = [
@@ -48,13 +48,7 @@ def check_table(table: Any) -> str:
 
 
 def _check_rgb01(x: Any, name: str) -> tuple[torch.Tensor, float, float]:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-    if not torch.is_floating_point(x):
-        raise TypeError(
-            f"{name}: expected a floating-point tensor (values in [0, 1]), got dtype {x.dtype}; "
-            "convert uint8 images with x.float() / 255"
-        )
+    check_float_tensor(x, name)
     if x.ndim != 4:
         raise ValueError(f"{name}: expected a batch of shape (N, 3, H, W), got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
