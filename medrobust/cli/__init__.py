@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .common import parse_runs, report_training
+
 __all__ = ["main", "build_parser"]
 
 
@@ -45,26 +47,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     result = get_task(cfg.task).train(cfg, resume=args.resume, progress=not args.no_progress)
-    print(f"trained {cfg.name}: step {result.step}, best validation metric {result.best_metric:.4f} at step {result.best_step}; "
-          f"run directory {result.run_dir}")
+    print(report_training(cfg, result))
     return 0
-
-
-def _parse_runs(items: Sequence[str]) -> dict[str, str]:
-    runs: dict[str, str] = {}
-    for item in items:
-        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
-        name = name or Path(path).name
-        if name in runs:
-            raise ValueError(f"--run: model name {name!r} given twice (use NAME=DIR)")
-        runs[name] = path
-    return runs
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..tasks import run_task
 
-    runs = _parse_runs(args.run)
+    runs = parse_runs(args.run)
     tasks = {run_task(path).name: run_task(path) for path in runs.values()}
     if len(tasks) != 1:
         raise ValueError(f"--run: runs of different tasks {sorted(tasks)} cannot be compared in one report")

@@ -26,6 +26,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .common import parse_runs
+
 __all__ = ["add_blur_parser", "cmd_blur_train", "cmd_blur_evaluate", "cmd_blur_synthesize", "cmd_blur_deblur",
            "process_image", "plan_outputs"]
 
@@ -87,11 +89,12 @@ def add_blur_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 # -------------------------------------------------------------------------------------------- train
 def cmd_blur_train(args: argparse.Namespace) -> int:
+    """``medrobust train`` for ``task: microscopy`` configs only; also names the exported ``model.pt``."""
     from ..config import load_config
-    from ..tasks.microscopy import BlurConfig, train_blur
+    from ..tasks.microscopy import TASK, BlurConfig
 
     cfg = load_config(args.config, args.overrides, model=BlurConfig)
-    result = train_blur(cfg, resume=args.resume, progress=not args.no_progress)
+    result = TASK.train(cfg, resume=args.resume, progress=not args.no_progress)
     model = result.run_dir / "model.pt"
     print(f"trained {cfg.name}: step {result.step}, best val_psnr {result.best_metric:.2f} dB at step {result.best_step}; "
           f"model {model if model.is_file() else '(not exported: training incomplete)'}")
@@ -99,21 +102,15 @@ def cmd_blur_train(args: argparse.Namespace) -> int:
 
 
 def cmd_blur_evaluate(args: argparse.Namespace) -> int:
-    from ..tasks.microscopy import blur_table, evaluate_blur
+    """``medrobust evaluate`` for blur models: also takes ``model.pt`` files and ``--data-root``."""
+    from ..tasks.microscopy import TASK
 
-    runs: dict[str, str] = {}
-    for item in args.run:
-        name, sep, path = item.partition("=")
-        if not sep:
-            name, path = "", item
-        name = name or (Path(path).stem if Path(path).is_file() else Path(path).name)
-        if name in runs:
-            raise ValueError(f"--run: model name {name!r} given twice (use NAME=PATH)")
-        runs[name] = path
-    target: Any = runs if len(runs) > 1 else next(iter(runs.values()))
-    results = evaluate_blur(target, args.out, data_root=args.data_root, overrides=args.overrides, device=args.device,
-                            progress=not args.no_progress)
-    print(blur_table(results))
+    runs = parse_runs(args.run)
+    if len(runs) == 1:  # a single model is reported as "latent"
+        runs = {"latent": next(iter(runs.values()))}
+    results = TASK.evaluate(runs, out_dir=args.out, overrides=args.overrides, corrupted_root=args.data_root,
+                            device=args.device, progress=not args.no_progress)
+    print(TASK.table(results))
     print(f"report: {results['files']['markdown']}")
     return 0
 
