@@ -3,7 +3,9 @@
 * ``load_config(path, overrides)`` reads YAML with ``yaml.safe_load``, applies ``--set a.b=c``
   overrides (values parsed as YAML: ``true``, ``3``, ``[1, 3]``), and validates into
   the task's config model (:func:`medrobust.tasks.load_config` picks it from ``task:``). Unknown or mistyped keys raise :class:`ConfigError` with the dotted
-  path and, for unknown keys, the keys allowed there.
+  path and, for unknown keys, the keys allowed there. A boolean is never a number (``--set
+  train.steps=true`` and ``seed: on`` are errors, see :class:`Strict`); ``train.device`` must be a
+  device name (``gpu`` fails at load, before anything is written).
 * ``augment`` entries are checked against the augmentation registry at load time
   (``augment[0].mixing``), so a typo fails before any training starts.
 * ``save_config(cfg, path)`` writes the resolved config (every default filled in) atomically; every
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -54,10 +57,53 @@ class ConfigError(ValueError):
     """A config file or override is invalid; the message names the file and the dotted key."""
 
 
+def _number_kind(ann: Any) -> str | None:
+    """``"an integer"``/``"a number"`` for an ``int``/``float`` annotation, else None."""
+    return {int: "an integer", float: "a number"}.get(ann)
+
+
+def _bool_for_number(value: Any, ann: Any) -> str | None:
+    """Why ``value`` holds a boolean where ``ann`` expects an integer or a number (None when it does
+    not): ``"expected an integer, not a boolean"``, with ``[i]`` for an item of a list or tuple."""
+    if get_origin(ann) is Annotated:
+        return _bool_for_number(value, get_args(ann)[0])
+    if get_origin(ann) in (Union, types.UnionType):
+        members = get_args(ann)
+        if isinstance(value, bool) and any(m is bool or m is Any for m in members):
+            return None  # a boolean is one of the accepted types
+        return next((r for m in members if (r := _bool_for_number(value, m)) is not None), None)
+    kind = _number_kind(ann)
+    if kind is not None:
+        return f"expected {kind}, not a boolean" if isinstance(value, bool) else None
+    origin, args = get_origin(ann), get_args(ann)
+    if origin in (list, tuple, set, frozenset, Sequence) and args and isinstance(value, (list, tuple)):
+        fixed = origin is tuple and args[-1] is not Ellipsis  # tuple[int, float] vs tuple[int, ...]
+        for i, item in enumerate(value):
+            if fixed and i >= len(args):
+                break  # pydantic reports the length
+            reason = _bool_for_number(item, args[i] if fixed else args[0])
+            if reason is not None:
+                return f"[{i}]: {reason}"
+    return None
+
+
 class Strict(BaseModel):
-    """Base for config sections: unknown keys are errors, no silent coercion of strings to numbers."""
+    """Base for config sections: unknown keys are errors, and a boolean is never read as a number
+    (YAML's ``true``/``on``/``yes`` for an ``int`` or ``float`` field, also inside lists and tuples, is
+    an error instead of 1). Otherwise lax: a YAML list fills a tuple field, an integer a float field
+    (``lr: 1`` is 1.0), a whole float an integer field (``steps: 100.0``; ``100.5`` is an error), and a
+    numeric string a number field (PyYAML reads ``1e-3`` as a string)."""
 
     model_config = ConfigDict(extra="forbid", strict=False, validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: Any) -> Any:
+        field = cls.model_fields.get(info.field_name) if info.field_name else None
+        reason = _bool_for_number(value, field.annotation) if field is not None else None
+        if reason is not None:
+            raise ValueError(reason)
+        return value
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -98,6 +144,20 @@ class TrainBase(Strict):
     log_every: int = Field(10, ge=1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        """A name torch can parse (``gpu`` fails here, before any data is written); whether the GPU
+        is there is checked when training starts (:func:`medrobust.train.loop.resolve_device`)."""
+        import torch
+
+        if v != "auto":
+            try:
+                torch.device(v)
+            except (RuntimeError, ValueError):
+                raise ValueError("expected auto, cpu, cuda or cuda:N") from None
+        return v
+
 
 class EvaluateBase(Strict):
     """Fields every task's ``evaluate:`` section shares: the severities (1..5, de-duplicated and
@@ -129,6 +189,16 @@ class RunBase(Strict):
     task: str
     seed: int = 0
     output_dir: str = "runs"
+
+    @field_validator("name")
+    @classmethod
+    def _plain_folder_name(cls, v: str) -> str:
+        """``name`` is one folder under ``output_dir``: no path separators, not ``.``/``..``, not empty."""
+        seps = {"/", "\\", os.sep, *([os.altsep] if os.altsep else [])}
+        if not v.strip() or v in (".", "..") or "\0" in v or any(s in v for s in seps):
+            raise ValueError("expected a plain folder name under output_dir (no '/' or '\\', not '.' or '..', "
+                             "not empty)")
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -227,7 +297,11 @@ def _format_errors(err: ValidationError, model: type[BaseModel], source: str) ->
             lines.append(f"unknown key '{path}'{hint}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"'{path}': {msg} (got {e.get('input')!r})")
+            if e["type"] == "value_error" and isinstance(e.get("input"), Mapping):
+                # a check across keys (a model validator) names its keys; its input is the whole section
+                lines.append(f"'{path}': {msg}" if loc else msg)
+            else:
+                lines.append(f"'{path}': {msg} (got {e.get('input')!r})")
     return f"{source}: invalid config:\n  " + "\n  ".join(lines)
 
 

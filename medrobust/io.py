@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "append_jsonl", "read_jsonl", "atomic_torch_save"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "append_jsonl", "read_jsonl", "atomic_torch_save",
+           "is_temp_name", "remove_stale_temps"]
+
+#: the temporary names :func:`atomic_path` makes: ``.<name>.<8 mkstemp characters>.tmp<suffixes of name>``
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>.*)$")
 
 
 @contextmanager
@@ -34,6 +39,33 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` (a file name, no folder) is a temporary file of :func:`atomic_path`.
+
+    Such a file is left behind only when the process was killed mid-write (SIGKILL, power loss);
+    it is never a finished output.
+    """
+    m = _TEMP_RE.match(name)
+    return m is not None and m["suffix"] == "".join(Path(m["name"]).suffixes)
+
+
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the :func:`atomic_path` temporaries (:func:`is_temp_name`) anywhere under ``folder``.
+
+    For a writer starting in its own output folder: what a killed earlier run left behind. Symlinked
+    folders are not followed (nothing outside ``folder`` is touched); a symlink with a temporary
+    name is removed itself. Returns the removed paths, sorted; a missing ``folder`` gives ``[]``.
+    """
+    removed: list[Path] = []
+    for dirpath, _dirnames, filenames in os.walk(folder, followlinks=False):
+        for name in filenames:
+            if is_temp_name(name):
+                path = Path(dirpath) / name
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return sorted(removed)
 
 
 def _umask() -> int:

@@ -4,8 +4,8 @@ Wired into the main CLI by ``add_blur_parser(subparsers)``; each action sets ``f
 raise ``ValueError``/``FileNotFoundError``/``FileExistsError`` (the main CLI prints them in one line and
 exits with status 2).
 
-* ``blur train --config C [--set k=v] [--resume]``: train on the shared loop; writes
-  ``<output_dir>/<name>/model.pt``.
+* ``blur train --config C [--set k=v] [--resume | --overwrite]``: train on the shared loop; writes
+  ``<output_dir>/<name>/model.pt`` (a run folder with a checkpoint is refused without one of the two).
 * ``blur evaluate --run [NAME=]MODEL --out DIR [--data-root R]``: PSNR/SSIM report against baselines.
 * ``blur synthesize --checkpoint C --input IMG_OR_DIR --level t [--blurred REF] [--out O]``:
   ``D((1 − t)·E(x) + t·E(ref))``; ``t`` in [0, 1] interpolates between the input and the reference
@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .common import parse_runs
+from .common import check_in_folder, check_out_folder, parse_runs
 
 __all__ = ["add_blur_parser", "cmd_blur_train", "cmd_blur_evaluate", "cmd_blur_synthesize", "cmd_blur_deblur",
            "process_image", "plan_outputs"]
@@ -43,32 +43,54 @@ def add_blur_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Defocus blur synthesis and removal with a linear-latent autoencoder (CAIP 2023).")
     sub = p.add_subparsers(dest="blur_command", metavar="ACTION", required=True)
 
-    t = sub.add_parser("train", help="train the autoencoder on focal stacks (embedded default when data.root is null)")
+    t = sub.add_parser(
+        "train", help="train the autoencoder on focal stacks (embedded default when data.root is null)",
+        description="Train the linear-latent autoencoder on focal stacks (data.root: null writes the embedded "
+                    "synthetic stacks under <output_dir>/data/). The run goes to <output_dir>/<name>/: config.yaml, "
+                    "blur_meta.json, metrics.jsonl, last.pt, best.pt and, at the end, model.pt (the best weights "
+                    "with everything synthesize/deblur/evaluate need).")
     t.add_argument("--config", "-c", help="YAML config (see configs/microscopy/linear_latent.yaml); defaults when omitted")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.steps=100 (repeatable)")
-    t.add_argument("--resume", action="store_true", help="continue exactly from <run>/last.pt")
+    from ..train.loop import RESUME_SAFE_KEYS
+
+    t.add_argument("--resume", action="store_true", help="continue exactly from <run>/last.pt; the config may differ "
+                   f"from the run's config.yaml only in {', '.join(RESUME_SAFE_KEYS)} (train.steps: larger, with "
+                   "train.schedule constant)")
+    t.add_argument("--overwrite", action="store_true", help="start over in a run folder that holds a checkpoint: "
+                   "removes its last.pt, best.pt, model.pt, metrics.jsonl, blur_meta.json first")
     _progress_flag(t)
     t.set_defaults(func=cmd_blur_train)
 
-    e = sub.add_parser("evaluate", help="PSNR/SSIM of synthesised planes vs held-out real planes, with baselines")
+    e = sub.add_parser(
+        "evaluate", help="PSNR/SSIM of synthesised planes vs held-out real planes, with baselines",
+        description="Synthesise and deblur the held-out planes of test stacks and score them (PSNR, SSIM) against "
+                    "the real planes, beside pixel interpolation/extrapolation and a best-sigma Gaussian blur; "
+                    "writes OUT/report.md, OUT/report.json and OUT/figures/.")
     e.add_argument("--run", action="append", required=True, metavar="[NAME=]MODEL",
                    help="a model.pt or run directory from `blur train` (repeat to compare models)")
-    e.add_argument("--out", required=True, help="where report.md, report.json and figures/ go")
-    e.add_argument("--data-root", help="evaluate on every stack of this folder (default: the run's test split)")
+    e.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (created) for report.md, report.json and figures/")
+    e.add_argument("--data-root", metavar="DIR",
+                   help="evaluate on every stack of this folder (default: the run's test split)")
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override keys of the stored config, e.g. evaluate.crop=256")
-    e.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     _progress_flag(e)
     e.set_defaults(func=cmd_blur_evaluate)
 
-    for name, helptext, knob, knob_help in (
-        ("synthesize", "render an image (or every image of a folder) at another blur level", "--level",
+    for name, helptext, description, knob, knob_help in (
+        ("synthesize", "render an image (or every image of a folder) at another blur level",
+         ("Render D((1 - t)·E(x) + t·E(ref)): t in [0, 1] interpolates between the input and the reference blur, "
+          "t > 1 extrapolates. Outputs keep the input's format, dtype and intensity units."), "--level",
          "blur level t >= 0: 0 = the input, 1 = the reference blur, > 1 extrapolates"),
-        ("deblur", "move an out-of-focus image (or folder) towards focus by latent extrapolation", "--strength",
+        ("deblur", "move an out-of-focus image (or folder) towards focus by latent extrapolation",
+         ("Render D((E(x) - s·E(ref)) / (1 - s)); with --blurred the most-blurred plane of the same field and s the "
+          "input's blur position, the result estimates the in-focus plane. Outputs keep the input's format, dtype "
+          "and intensity units."), "--strength",
          "extrapolation strength s in [0, 1): with --blurred the input's blur position t_k"),
     ):
-        s = sub.add_parser(name, help=helptext)
+        s = sub.add_parser(name, help=helptext, description=description)
         s.add_argument("--checkpoint", required=True, help="model.pt (or run directory) from `medrobust blur train`")
         s.add_argument("--input", required=True, help="a PNG/TIFF image or a folder of them")
         s.add_argument(knob, dest="value", type=float, required=True, help=knob_help)
@@ -81,7 +103,7 @@ def add_blur_parser(subparsers: Any) -> argparse.ArgumentParser:
         s.add_argument("--intensity", choices=("checkpoint", "image", "dtype"), default="checkpoint",
                        help="how pixels map to [0, 1]: as in training (default), min-max of each input image, or the "
                             "full scale of its dtype")
-        s.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+        s.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
         _progress_flag(s)
         s.set_defaults(func=cmd_blur_synthesize if name == "synthesize" else cmd_blur_deblur, blur_action=name)
     return p
@@ -94,7 +116,7 @@ def cmd_blur_train(args: argparse.Namespace) -> int:
     from ..tasks.microscopy import TASK, BlurConfig
 
     cfg = load_config(args.config, args.overrides, model=BlurConfig)
-    result = TASK.train(cfg, resume=args.resume, progress=not args.no_progress)
+    result = TASK.train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     model = result.run_dir / "model.pt"
     print(f"trained {cfg.name}: step {result.step}, best val_psnr {result.best_metric:.2f} dB at step {result.best_step}; "
           f"model {model if model.is_file() else '(not exported: training incomplete)'}")
@@ -106,6 +128,8 @@ def cmd_blur_evaluate(args: argparse.Namespace) -> int:
     from ..tasks.microscopy import TASK
 
     runs = parse_runs(args.run)
+    check_out_folder(args.out)
+    check_in_folder(args.data_root, "--data-root")
     if len(runs) == 1:  # a single model is reported as "latent"
         runs = {"latent": next(iter(runs.values()))}
     results = TASK.evaluate(runs, out_dir=args.out, overrides=args.overrides, corrupted_root=args.data_root,
@@ -145,6 +169,7 @@ def plan_outputs(input_path: str | Path, out: str | Path | None, tag: str, *, bl
         out_dir = Path(out) if out is not None else src.with_name(f"{src.name}_{tag}")
         if out_dir.exists() and not out_dir.is_dir():
             raise ValueError(f"--out {out_dir}: expected a folder for folder input")
+        check_out_folder(out_dir)
         for f in files:
             r = None
             if ref is not None:
@@ -165,6 +190,9 @@ def plan_outputs(input_path: str | Path, out: str | Path | None, tag: str, *, bl
                 target = target / src.name
             elif target.suffix.lower() not in IMAGE_SUFFIXES:
                 raise ValueError(f"--out {target}: expected a .png/.tif/.tiff file or an existing folder")
+            blocked = next((q for q in target.parents if q.exists() and not q.is_dir()), None)
+            if blocked is not None:
+                raise ValueError(f"--out {target}: {blocked} is a file, not a folder")
         jobs.append((src, ref, target))
     inputs = {p.resolve() for j in jobs for p in j[:2] if p is not None}
     for _, _, o in jobs:

@@ -67,6 +67,25 @@ def augment_grid(path: str | Path, seed: int = 0, columns: int = 6) -> Path:
     return path
 
 
+def _reuse_or_restart(cfg) -> bool:
+    """Whether the demo continues the run already in ``cfg.run_dir``: only when its saved config equals
+    ``cfg`` exactly (the demo owns its output folder; any other earlier run there is started over, with
+    a line saying so)."""
+    from ..train.loop import CHECKPOINT_FILES, config_changes
+
+    run_dir = cfg.run_dir
+    changes = config_changes(cfg)
+    if (run_dir / "last.pt").is_file() and changes == []:
+        print(f"[demo]   continuing the run in {run_dir} (same config)", flush=True)
+        return True
+    found = [n for n in CHECKPOINT_FILES if (run_dir / n).is_file()]
+    if found:
+        why = ("another config: " + ", ".join(k for k, _, _ in changes[:4]) + (", ..." if len(changes) > 4 else "")
+               if changes else "no saved config" if changes is None else "no last.pt")
+        print(f"[demo]   {run_dir} holds an earlier run ({why}); starting it over", flush=True)
+    return False
+
+
 def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int = 0, progress: bool = True) -> dict:
     """The main job on the embedded default: write the synthetic ACDC cohorts, train the baseline and
     RandConv briefly, evaluate both on clean, ACDC-C and shifted data, print the comparison table.
@@ -92,8 +111,8 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
             overrides.append(f"train.steps={steps}")
         cfg = load_config(resolve_config_path(f"cardiac/{name}"), overrides, model=CardiacConfig)
         print(f"[demo] training {name} ({cfg.train.steps} steps) -> {cfg.run_dir}", flush=True)
-        resume = (cfg.run_dir / "last.pt").is_file()
-        res = train_cardiac(cfg, resume=resume, progress=progress)
+        resume = _reuse_or_restart(cfg)
+        res = train_cardiac(cfg, resume=resume, overwrite=not resume, progress=progress)
         print(f"[demo]   best val Dice {res.best_metric:.4f} at step {res.best_step}", flush=True)
         runs[name] = cfg.run_dir
     print("[demo] evaluating on clean, ACDC-C (8 corruptions x 5 severities) and the shifted domain", flush=True)

@@ -8,7 +8,12 @@ Input layout (the public ACDC release)::
     ROOT/<subset>/patientXXX/patientXXX_frameYY_gt.nii.gz  label: copied byte-identical
 
 with ``<subset>`` in ``training`` / ``testing`` (whichever exist; patient folders directly under
-``ROOT`` are accepted too). Output::
+``ROOT`` are accepted too). Every patient is read through the training reader
+(:func:`medrobust.data.acdc.read_patient`: Info.cfg, the ED and ES frames it names, labels in 0..3,
+label shape and affine equal to the image's, finite images) before anything is written, and the
+first problem is refused with the reader's :class:`~medrobust.data.acdc.ACDCError` naming the file:
+a corrupted copy is only ever written of a dataset training accepts. The files copied are the ones
+the reader reads (Info.cfg, the ED/ES images and ``_gt`` labels). Output::
 
     OUT/<corruption>/<severity>/<subset>/patientXXX/...    same relative layout, Info.cfg copied
     OUT/manifest.json                                      settings, parameter table, per-file seeds
@@ -44,16 +49,20 @@ import numpy as np
 import torch
 
 from ..augment.corruptions.mri import NAMES, parameter_table
+from ..data.acdc import read_patient
 from ..io import atomic_path
 from .common import (
+    MANIFEST_NAME,
     check_device,
     check_out,
     check_seed,
+    check_targets,
     corrupt_batch,
     derive_seed,
     parse_corruptions,
     parse_severities,
     prepare_output,
+    start_output,
     write_manifest,
 )
 
@@ -63,28 +72,30 @@ SUBSETS = ("training", "testing")
 FORMAT_VERSION = 1
 PERCENTILE = 99.8
 _PATIENT = re.compile(r"^patient\d+$")
-_IMAGE = re.compile(r"^(patient\d+)_frame\d+\.nii(\.gz)?$")
-_LABEL = re.compile(r"^(patient\d+)_frame\d+_gt\.nii(\.gz)?$")
 
 
 # -- scanning -------------------------------------------------------------------------------------
-def _scan(root: Path) -> list[tuple[str, str]]:
-    """``[(relpath, kind)]`` with kind in image / label / info, sorted."""
+def _patients(root: Path) -> list[Path]:
+    """The ``patientXXX`` folders under ``root/training``, ``root/testing`` (or ``root`` itself)."""
     subsets = [root / s for s in SUBSETS if (root / s).is_dir()] or [root]
-    found: list[tuple[str, str]] = []
-    for sub in subsets:
-        for patient in sorted(p for p in sub.iterdir() if p.is_dir() and _PATIENT.match(p.name)):
-            for f in sorted(patient.iterdir()):
-                if not f.is_file():
-                    continue
-                rel = f.relative_to(root).as_posix()
-                if _LABEL.match(f.name):
-                    found.append((rel, "label"))
-                elif _IMAGE.match(f.name):
-                    found.append((rel, "image"))
-                elif f.name == "Info.cfg":
-                    found.append((rel, "info"))
-    return found
+    return [p for sub in subsets for p in sorted(p for p in sub.iterdir() if p.is_dir() and _PATIENT.match(p.name))]
+
+
+def _scan(root: Path, patients: Sequence[Path], progress: bool) -> list[tuple[str, str]]:
+    """Read every patient with :func:`read_patient` (raising its ``ACDCError``); ``[(relpath, kind)]`` sorted.
+
+    ``kind`` is image / label / info: the files the reader read (Info.cfg, ED and ES image and label).
+    """
+    from tqdm.auto import tqdm
+
+    found: dict[str, str] = {}
+    for folder in tqdm(patients, desc="ACDC check", unit="patient", disable=not progress):
+        patient = read_patient(folder)  # arrays read and checked, then dropped with ``patient``
+        found[(folder / "Info.cfg").relative_to(root).as_posix()] = "info"
+        for frame in patient.frames.values():  # ED = ES (a warning) gives one image, copied once
+            found[frame.path.relative_to(root).as_posix()] = "image"
+            found[frame.label_path.relative_to(root).as_posix()] = "label"
+    return sorted(found.items())
 
 
 # -- one volume -----------------------------------------------------------------------------------
@@ -195,8 +206,10 @@ def corrupt_acdc(
     Raises:
         FileNotFoundError: ``root`` missing, or no patient folders under it.
         FileExistsError: ``out`` holds a different run (other settings, or no manifest).
-        ValueError: unknown corruption, severity outside 1..5, bad device, unreadable NIfTI
-            (naming it).
+        ACDCError: a patient the training reader refuses (naming the file); raised before anything
+            is written.
+        ValueError: unknown corruption, severity outside 1..5, bad device, a target under ``out``
+            that is or goes through a symlink (naming it).
     """
     from tqdm.auto import tqdm
 
@@ -208,8 +221,8 @@ def corrupt_acdc(
     if not root_p.is_dir():
         raise FileNotFoundError(f"ACDC root {root_p} does not exist or is not a folder")
     check_out(out_p, root_p)
-    files = _scan(root_p)
-    if not any(kind == "image" for _, kind in files):
+    patients = _patients(root_p)
+    if not patients:
         raise FileNotFoundError(
             f"no ACDC patients found under {root_p}: expected {root_p}/training/patientXXX/patientXXX_frameYY.nii.gz"
             " (or testing/)"
@@ -217,6 +230,9 @@ def corrupt_acdc(
 
     settings = _settings(names, sevs, seed)
     prepare_output(out_p, settings, overwrite=overwrite, what="a corrupted dataset")  # resume = skip present files
+    files = _scan(root_p, patients, progress)  # every patient checked before anything is written
+    check_targets(out_p, [MANIFEST_NAME, *(f"{c}/{s}/{rel}" for c in names for s in sevs for rel, _ in files)])
+    start_output(out_p)  # temporaries of a killed earlier run
     manifest: dict[str, Any] = {"settings": settings, "source": str(root_p.resolve()), "complete": False, "files": []}
     manifest_path = write_manifest(out_p, manifest)  # written first, so an interrupted run can resume
 

@@ -17,7 +17,7 @@ index)`` (see :mod:`medrobust.corrupt.common`), then rounded to uint8 on the CPU
 file is filled in a temporary memory-mapped file and renamed onto ``<corruption>.npy`` only when
 complete, and recorded in the manifest right after, so an interrupted run resumes at the first
 corruption not recorded (an identical rerun gives byte-identical files). An ``OUT`` written with
-other settings is refused unless ``overwrite=True``.
+other settings is refused unless ``overwrite=True`` (``--overwrite``).
 """
 
 from __future__ import annotations
@@ -32,15 +32,18 @@ import torch
 
 from ..io import atomic_path
 from .common import (
+    MANIFEST_NAME,
     check_device,
     check_out,
     check_seed,
+    check_targets,
     corrupt_batch,
     derive_seed,
     parse_corruptions,
     parse_severities,
     prepare_output,
     sha256_file,
+    start_output,
     write_manifest,
 )
 
@@ -100,7 +103,7 @@ def corrupt_cifar(
         FileNotFoundError: no test batch under ``root``.
         FileExistsError: ``out`` holds another run's files (other settings, or no manifest).
         ValueError: unknown corruption, severity outside 1..5, bad device, malformed test batch
-            (naming the file).
+            (naming the file), a target under ``out`` that is or goes through a symlink (naming it).
     """
     from tqdm.auto import tqdm
 
@@ -128,6 +131,8 @@ def corrupt_cifar(
         "layout": "<corruption>.npy uint8 (S*N, 32, 32, 3), severity blocks in ascending order; labels.npy uint8 (S*N,)",
     }
     old = prepare_output(out_p, settings, overwrite=overwrite, what="a corrupted CIFAR")
+    check_targets(out_p, [MANIFEST_NAME, "labels.npy", *(f"{c}.npy" for c in names)])
+    start_output(out_p)  # temporaries of a killed earlier run
     complete: dict[str, str] = dict((old or {}).get("complete") or {})
     out_p.mkdir(parents=True, exist_ok=True)
 

@@ -9,8 +9,16 @@ The writers (:mod:`.acdc`, :mod:`.cifar`) follow one protocol:
   The manifest is written before the first output file and again when the run ends.
 * **Resume and refusal** (:func:`prepare_output`). An ``OUT`` whose manifest has the same settings
   is resumed: files already written are kept. An ``OUT`` with other settings, an unreadable
-  manifest, or files but no manifest is refused (``FileExistsError``) unless ``overwrite=True``,
-  which rewrites every output file and leaves files it does not write alone.
+  manifest, or files but no manifest is refused (``FileExistsError``) unless ``overwrite=True``
+  (``--overwrite``), which rewrites every output file and leaves files it does not write alone.
+* **Inside OUT only** (:func:`check_targets`). Every path a writer will write is resolved before
+  anything is written; one that is, or goes through, a symlink (a folder or file under ``OUT``
+  pointing elsewhere) is refused, so nothing is ever written outside ``OUT`` and a symlink never
+  counts as a finished file.
+* **Stale temporaries** (:func:`start_output`). Files are written under a temporary name
+  (:func:`medrobust.io.atomic_path`) and renamed when complete; a killed run leaves its temporary
+  behind. A run removes those under ``OUT`` when it starts, and they never count as outputs (nor
+  make an ``OUT`` "not empty").
 * **Seeds** (:func:`derive_seed`). Each output unit (an image file, a batch of images) gets its
   own 63-bit seed, SHA-256 of ``(seed, corruption, severity, key)``, so a unit's bytes do not
   depend on which other units were written in the same run: an interrupted run resumed later, or
@@ -35,19 +43,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import atomic_write_json
+from ..io import atomic_write_json, is_temp_name, remove_stale_temps
 
 __all__ = [
     "MANIFEST_NAME",
     "check_device",
     "check_out",
     "check_seed",
+    "check_targets",
     "corrupt_batch",
     "derive_seed",
     "parse_corruptions",
     "parse_severities",
     "prepare_output",
     "sha256_file",
+    "start_output",
     "write_manifest",
 ]
 
@@ -165,6 +175,39 @@ def check_out(out: Path, *sources: Path) -> None:
             raise ValueError(f"out ({out}) must differ from the source folder ({src})")
 
 
+def check_targets(out: Path, rels: Iterable[str]) -> None:
+    """Refuse a run whose target ``out/<rel>`` is, or goes through, a symlink (checked before writing).
+
+    ``out`` itself may be a symlink (it is resolved first); below it every folder and file a writer
+    will write must be a plain one, so a write can never land outside ``out`` (a symlinked
+    ``OUT/<corruption>`` or patient folder) and a symlinked file never counts as written.
+
+    Raises:
+        ValueError: one line naming the path, where its symlink leads and ``--out``.
+    """
+    base = Path(out).resolve()
+    checked: set[Path] = set()
+    for rel in rels:
+        target = base / rel
+        if ".." in Path(rel).parts or not target.is_relative_to(base):
+            raise ValueError(f"{rel}: target path leaves --out {out}")
+        parts = [target, *target.parents]
+        for path in parts[: parts.index(base)]:  # target, then each folder below base
+            if path in checked:
+                break
+            if path.is_symlink():
+                real = path.resolve()
+                where = "elsewhere under" if real.is_relative_to(base) else "outside"
+                raise ValueError(f"{path} is a symlink to {real}, {where} --out {out}; refusing to write through it "
+                                 "(remove the link or choose another --out)")
+            checked.add(path)
+
+
+def start_output(out: Path) -> list[Path]:
+    """Remove the temporaries a killed earlier run left under ``out`` (not following symlinks); their paths."""
+    return remove_stale_temps(out) if out.is_dir() else []
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file, read in 4 MiB chunks."""
     h = hashlib.sha256()
@@ -202,12 +245,12 @@ def prepare_output(out: Path, settings: Mapping[str, Any], *, overwrite: bool, w
         if not same:
             raise FileExistsError(
                 f"{out} holds {what} written with other settings (see {manifest_path}); "
-                "choose another output folder or pass overwrite=True"
+                "choose another --out or pass --overwrite"
             )
         return old
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if out.is_dir() and any(not is_temp_name(p.name) for p in out.iterdir()) and not overwrite:
         raise FileExistsError(
-            f"{out} is not empty and has no {MANIFEST_NAME}; choose an empty output folder or pass overwrite=True"
+            f"{out} is not empty and has no {MANIFEST_NAME}; choose an empty --out or pass --overwrite"
         )
     return None
 

@@ -11,7 +11,8 @@ Layout (the public release, kept exactly)::
 
 Arrays keep the file's axis order ``(X, Y, Z)`` (Z = short-axis slices); the voxel spacing in mm
 comes from the NIfTI header (``header.get_zooms()[:3]``). Every problem with a file raises
-:class:`ACDCError` naming that file and what was expected.
+:class:`ACDCError` (one line) naming that file and what was expected; an Info.cfg that reads but
+looks wrong (ED = ES, a frame number beyond NbFrame) gives an :class:`ACDCWarning` naming it.
 
 Also here: :func:`split_patients` (deterministic, patient-level, stratified by pathology group).
 The torch datasets :class:`~medrobust.data.acdc_datasets.ACDCSliceDataset` (2D, one item per slice of
@@ -26,6 +27,7 @@ import math
 import os
 import random
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ import numpy as np
 
 __all__ = [
     "ACDCError",
+    "ACDCWarning",
     "GROUPS",
     "LABELS",
     "FRAME_KEYS",
@@ -65,6 +68,14 @@ PathLike = str | os.PathLike[str]
 
 class ACDCError(ValueError):
     """A file of an ACDC cohort is missing, unreadable or inconsistent (the message names it)."""
+
+
+class ACDCWarning(UserWarning):
+    """A file of an ACDC cohort reads but looks wrong (the message names it)."""
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,7 +171,8 @@ def read_info(path: PathLike) -> dict[str, Any]:
 
     ED, ES, NbFrame -> int; Height, Weight -> float; Group -> str in :data:`GROUPS`; any other key is
     kept as a string. Raises :class:`ACDCError` naming the file for a missing file, a malformed line,
-    a missing required key or a non-numeric value.
+    a missing required key or a non-numeric value; warns (:class:`ACDCWarning`, naming the file) when
+    ED = ES or ED or ES is beyond NbFrame.
     """
     path = Path(path)
     if not path.is_file():
@@ -168,7 +180,7 @@ def read_info(path: PathLike) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8", errors="strict")
     except (OSError, UnicodeDecodeError) as e:
-        raise ACDCError(f"{path}: cannot read Info.cfg ({type(e).__name__}: {e})") from e
+        raise ACDCError(f"{path}: cannot read Info.cfg ({_one_line(e)})") from e
     raw: dict[str, str] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -204,6 +216,13 @@ def read_info(path: PathLike) -> dict[str, Any]:
     for key in ("ED", "ES"):
         if info[key] < 0:
             raise ACDCError(f"{path}: {key} must be a frame number >= 0, got {info[key]}")
+    if info["ED"] == info["ES"]:
+        warnings.warn(f"{path}: ED and ES are the same frame ({info['ED']}); the two phases will be identical",
+                      ACDCWarning, stacklevel=2)
+    for key in ("ED", "ES"):
+        if info[key] > info["NbFrame"]:
+            warnings.warn(f"{path}: {key} frame {info[key]} is beyond NbFrame {info['NbFrame']}", ACDCWarning,
+                          stacklevel=2)
     return info
 
 
@@ -222,7 +241,7 @@ def _load_nifti(path: Path) -> Any:
     try:
         return nib.load(str(path))
     except Exception as e:  # ImageFileError, HeaderDataError, gzip.BadGzipFile, EOFError, zlib.error...
-        raise ACDCError(f"{path}: cannot read NIfTI ({type(e).__name__}: {e})") from e
+        raise ACDCError(f"{path}: cannot read NIfTI ({_one_line(e)})") from e
 
 
 def _spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -238,17 +257,23 @@ def _read_array(path: Path, img: Any, shape: tuple[int, int, int], dtype: Any) -
     try:
         data = np.asarray(img.dataobj, dtype=dtype)
     except Exception as e:  # truncated/corrupt gzip stream, short file, ...
-        raise ACDCError(f"{path}: cannot read NIfTI data ({type(e).__name__}: {e})") from e
+        raise ACDCError(f"{path}: cannot read NIfTI data ({_one_line(e)})") from e
     return data.reshape(shape)
+
+
+def _read_image(path: Path, img: Any, shape: tuple[int, int, int]) -> np.ndarray:
+    """The image array as float32, checked to be finite."""
+    image = _read_array(path, img, shape, np.float32)
+    if not np.all(np.isfinite(image)):
+        raise ACDCError(f"{path}: image contains NaN or Inf values")
+    return image
 
 
 def _read_frame_arrays(
     path: Path, label_path: Path, shape: tuple[int, int, int], img: Any = None, gt: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read and check the image and label arrays (``img``/``gt``: already opened nibabel images)."""
-    image = _read_array(path, img if img is not None else _load_nifti(path), shape, np.float32)
-    if not np.all(np.isfinite(image)):
-        raise ACDCError(f"{path}: image contains NaN or Inf values")
+    image = _read_image(path, img if img is not None else _load_nifti(path), shape)
     lab = _read_array(label_path, gt if gt is not None else _load_nifti(label_path), shape, np.float64)
     bad = ~np.isin(lab, (0, 1, 2, 3))
     if bad.any():
@@ -269,10 +294,11 @@ def _open_frame(folder: Path, pid: str, name: str, index: int, lazy: bool) -> Fr
     if gt_shape != shape:
         raise ACDCError(f"{gt_path}: label shape {gt_shape} does not match image shape {shape} of {img_path.name}")
     if not np.allclose(img.affine, gt.affine, rtol=_AFFINE_RTOL, atol=_AFFINE_ATOL):
-        raise ACDCError(
-            f"{gt_path}: label affine does not match the affine of {img_path.name}\n"
-            f"image:\n{np.array2string(img.affine, precision=4)}\nlabel:\n{np.array2string(gt.affine, precision=4)}"
-        )
+        def flat(a: np.ndarray) -> str:
+            return " ".join(np.array2string(np.asarray(a), precision=4, separator=",").split())
+
+        raise ACDCError(f"{gt_path}: label affine {flat(gt.affine)} does not match the image affine "
+                        f"{flat(img.affine)} of {img_path.name}")
     zooms = img.header.get_zooms()
     if len(zooms) < 3:
         raise ACDCError(f"{img_path}: header has {len(zooms)} voxel sizes, expected 3")
@@ -282,14 +308,17 @@ def _open_frame(folder: Path, pid: str, name: str, index: int, lazy: bool) -> Fr
     frame = Frame(name, index, img_path, gt_path, shape, spacing, np.asarray(img.affine, dtype=np.float64))
     if not lazy:
         frame._image, frame._label = _read_frame_arrays(img_path, gt_path, shape, img, gt)
+    else:
+        _read_image(img_path, img, shape)  # NaN/Inf found now, not when the frame is first used
     return frame
 
 
 def read_patient(path: PathLike, lazy: bool = False) -> Patient:
     """Read one ``patientXXX`` folder: Info.cfg plus the ED and ES frames with their ``_gt`` labels.
 
-    With ``lazy=True`` only Info.cfg and the NIfTI headers are read (shapes, spacing and affines are
-    still checked); the arrays are read and checked on first access of ``frame.image``/``.label``.
+    With ``lazy=True`` the arrays are not kept: Info.cfg and the NIfTI headers are read (shapes,
+    spacing and affines are checked) and each image is read once to check it for NaN/Inf, then
+    dropped; the arrays are read (and the labels checked) on first access of ``frame.image``/``.label``.
     """
     folder = Path(path)
     if not folder.is_dir():

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["Task", "build_augment", "read_protocol", "references"]
+__all__ = ["Task", "build_augment", "check_data_root", "read_protocol", "references"]
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,11 @@ class Task:
       the returned record has the splits and, for label tasks, ``num_classes``.
     * ``build_model(cfg, num_classes=None) -> nn.Module``: the configured model; ``num_classes`` only
       where the class count comes from the dataset (classification: read from the data when None).
-    * ``train(cfg, *, resume, progress, stop_after) -> FitResult``: a run directory with
-      ``config.yaml``, ``metrics.jsonl``, ``last.pt``, ``best.pt``.
+    * ``train(cfg, *, resume, overwrite, progress, stop_after) -> FitResult``: a run directory with
+      ``config.yaml``, ``metrics.jsonl``, ``last.pt``, ``best.pt``. A folder that already holds a
+      checkpoint is refused unless ``resume`` (continue it; the config may differ only in
+      :data:`medrobust.train.loop.RESUME_SAFE_KEYS`) or ``overwrite`` (its run files are removed first);
+      see :func:`medrobust.train.loop.prepare_run_dir`.
     * ``load_run(run_dir, *, device, checkpoint) -> (cfg, model)``: a trained run, weights-only load.
     * ``evaluate(runs, *, out_dir, overrides, corrupted_root, device, progress) -> results``: evaluate
       ``{name: run_dir}`` and write ``report.{md,json}`` and ``figures/``; ``results["files"]`` lists them.
@@ -74,3 +78,13 @@ def build_augment(spec: Any) -> Any:
     from ..augment import build
 
     return build(resolve_augment_files(spec)) if spec else None
+
+
+def check_data_root(root: Any, *, key: str = "data.root", expected: str = "the dataset folder") -> Path:
+    """``root`` as a ``Path`` when it is an existing folder; else a one-line ``FileNotFoundError``
+    naming the config key (``--set data.root=...``) and what was expected."""
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        what = "is a file" if path.exists() else "does not exist"
+        raise FileNotFoundError(f"{key}: {root} {what}; expected {expected} (pass --set {key}=<folder>)")
+    return path

@@ -6,8 +6,12 @@ The loop is step-based. Everything random is a function of the config seed and t
   rank), and each sample carries its own seed for the CPU-side random transforms
   (:class:`SeededDataset`), so worker count and resume points do not change the data;
 * GPU-side augmentation draws from a ``torch.Generator`` whose state is checkpointed;
-* ``last.pt`` holds model, optimiser, scheduler, AMP scaler, step, best metric and every RNG state,
-  written atomically; ``--resume`` continues exactly where it stopped.
+* ``last.pt`` holds model, optimiser, scheduler, AMP scaler, step, best metric, elapsed time and every
+  RNG state, written atomically; ``--resume`` continues exactly where it stopped.
+
+Run directories (:func:`prepare_run_dir`, called by every task's trainer): a folder that holds a
+checkpoint is never replaced without ``overwrite`` (``--overwrite``), and ``resume`` (``--resume``)
+refuses a config that differs from the saved ``config.yaml`` except in :data:`RESUME_SAFE_KEYS`.
 
 Multi-GPU/multi-node: launched with ``torchrun``, the loop initialises the process group (NCCL on
 CUDA, gloo on CPU), wraps the model in DDP and shards each global batch across ranks; rank 0 writes
@@ -29,11 +33,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..config import ConfigError, read_yaml, save_config, validate
 from ..io import append_jsonl, atomic_torch_save, read_jsonl
 
 __all__ = [
     "fit_config",
     "run_paths",
+    "prepare_run_dir",
+    "config_changes",
+    "RESUME_SAFE_KEYS",
+    "CHECKPOINT_FILES",
     "StepBatchSampler",
     "SeededDataset",
     "DistEnv",
@@ -267,7 +276,8 @@ def fit(
         step_fn: ``(model, batch_on_device, aug_generator) -> (loss, logs)`` — the task adapter's
             forward + loss (augmentation happens inside it, on the device).
         validate_fn: ``model -> metrics`` on rank 0 (``metrics[metric_name]`` picks ``best.pt``).
-        resume: continue from ``run_dir/last.pt`` (error if missing).
+        resume: continue from ``run_dir/last.pt`` (``FileNotFoundError`` if missing, ``ValueError``
+            naming the file if it is unreadable, not a training checkpoint, or of another model).
         stop_after: stop after this many steps of *this call* (simulates a crash in tests).
     Returns:
         :class:`FitResult`. Files: ``run_dir/{last,best}.pt``, ``run_dir/metrics.jsonl``.
@@ -290,17 +300,15 @@ def fit(
     aug_gen = torch.Generator(device="cpu").manual_seed(_mix(seed, env.rank, 17))
     start, best, best_step = 0, -math.inf, -1
 
+    elapsed = 0.0  # seconds of training before this call (``time`` in metrics.jsonl continues across a resume)
     if resume:
-        if not last_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last_path}")
-        ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        ckpt = _read_checkpoint(last_path)
+        _load_checkpoint(last_path, ckpt, model, opt, sched, scaler)
         start, best, best_step = int(ckpt["step"]), float(ckpt["best_metric"]), int(ckpt["best_step"])
+        kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start] if metrics_path.is_file() else []
+        # checkpoints of earlier releases have no "time": continue from the last one logged
+        elapsed = float(ckpt.get("time", max((float(r.get("time", 0.0)) for r in kept), default=0.0)))
         if env.is_main and metrics_path.is_file():  # drop log lines written after the checkpoint
-            kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start]
             import json
 
             from ..io import atomic_write_text
@@ -322,7 +330,7 @@ def fit(
         atomic_torch_save({
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "best_metric": best, "best_step": best_step,
-            "rng": _rng_state(aug_gen),
+            "time": round(elapsed + time.perf_counter() - t0, 3), "rng": _rng_state(aug_gen),
         }, path)
 
     history: list[dict[str, Any]] = []
@@ -359,7 +367,7 @@ def fit(
         bar.set_postfix(loss=f"{loss_value:.4f}")
         if env.is_main and (step % log_every == 0 or step == steps):
             rec = {"step": step, "loss": loss_value, "lr": sched.get_last_lr()[0],
-                   "time": round(time.perf_counter() - t0, 3), **{k: float(v) for k, v in logs.items()}}
+                   "time": round(elapsed + time.perf_counter() - t0, 3), **{k: float(v) for k, v in logs.items()}}
             append_jsonl(metrics_path, rec)
             history.append(rec)
         if validate_fn is not None and (step % val_every == 0 or step == steps):
@@ -436,3 +444,188 @@ def run_paths(run_dir: str | Path, checkpoint: str = "best.pt") -> tuple[Path, P
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {checkpoint}; train first or pass another checkpoint")
     return cfg_path, ckpt_path
+
+
+# ------------------------------------------------------------------------------------- run directories
+#: files of a run folder that make it a trained run: never replaced without ``overwrite``
+CHECKPOINT_FILES = ("last.pt", "best.pt", "model.pt")
+#: what a run writes into its folder (``overwrite`` removes these, and nothing else)
+_RUN_FILES = (*CHECKPOINT_FILES, "metrics.jsonl", "config.yaml")
+
+#: The config keys (dotted paths) a ``--resume`` may change, and why each cannot change the weights.
+#: Any other difference from the run's ``config.yaml`` is refused, and the saved config is rewritten
+#: only when every difference is one of these, so ``config.yaml`` always describes the weights.
+RESUME_SAFE_KEYS: dict[str, str] = {
+    "name": "where the run lives (a moved or copied run folder)",
+    "output_dir": "where the run lives (a moved run folder; the embedded data is rewritten identically)",
+    "train.device": "which device runs the steps",
+    "train.log_every": "how often metrics.jsonl gets a line",
+    "train.ckpt_every": "how often last.pt is written",
+    "data.num_workers": "how many processes load the data (the data of a step is a function of seed and step)",
+    "train.steps": "only to a larger value, and only with train.schedule: constant (a cosine schedule's learning "
+                   "rate at every step already taken depends on train.steps)",
+}
+
+
+def _flat_diff(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted path, old, new)`` of every leaf where two dumped configs differ (lists by index when
+    their lengths agree, e.g. ``augment.0.mixing``; missing keys read as ``<missing>``)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for k in list(old) + [k for k in new if k not in old]:
+            out += _flat_diff(old.get(k, _MISSING), new.get(k, _MISSING), f"{path}.{k}" if path else str(k))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _flat_diff(a, b, f"{path}.{i}")]
+    return [] if old == new else [(path or "<root>", old, new)]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+def _saved_config(cfg: Any, path: Path) -> dict[str, Any]:
+    """The run's saved config as ``cfg``'s model dumps it (defaults of newer releases filled in, legacy
+    task names read as today's); the raw YAML when it no longer validates (its diff names the keys)."""
+    raw = read_yaml(path)
+    try:
+        return validate(raw, source=str(path), model=type(cfg)).model_dump(mode="json")
+    except ConfigError:
+        return raw
+
+
+def config_changes(cfg: Any, run_dir: str | Path | None = None) -> list[tuple[str, Any, Any]] | None:
+    """``(dotted key, saved value, new value)`` for every key where ``cfg`` differs from the
+    ``config.yaml`` saved in ``run_dir`` (default ``cfg.run_dir``); ``None`` when there is none."""
+    path = Path(run_dir if run_dir is not None else cfg.run_dir) / "config.yaml"
+    if not path.is_file():
+        return None
+    return _flat_diff(_saved_config(cfg, path), cfg.model_dump(mode="json"))
+
+
+def _short(value: Any, width: int = 40) -> str:
+    import json
+
+    text = repr(value) if value is _MISSING else json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _resume_refusal(key: str, old: Any, new: Any, cfg: Any) -> str | None:
+    """Why changing ``key`` on resume is refused (``None``: allowed)."""
+    if key == "train.steps":
+        if not (isinstance(old, int) and isinstance(new, int) and new > old):
+            return "may only grow"
+        if cfg.train.schedule != "constant":
+            return f"train.schedule is {cfg.train.schedule}: the learning rate of the steps taken depends on train.steps"
+        return None
+    return None if key in RESUME_SAFE_KEYS else ""
+
+
+def prepare_run_dir(cfg: Any, *, resume: bool = False, overwrite: bool = False, outputs: tuple[str, ...] = (),
+                    env: DistEnv | None = None) -> Path:
+    """Check and set up ``cfg.run_dir`` before training; every task's trainer calls this first.
+
+    * fresh run (``resume=False``): a folder holding a checkpoint (:data:`CHECKPOINT_FILES`) is
+      refused (``FileExistsError``) unless ``overwrite``; with ``overwrite`` the files the run writes
+      (checkpoints, ``metrics.jsonl``, ``config.yaml``, the task's ``outputs`` and their temporary
+      files) are removed first, nothing else.
+    * ``resume=True``: ``last.pt`` must exist (``FileNotFoundError``) and ``cfg`` must equal the saved
+      ``config.yaml`` except in :data:`RESUME_SAFE_KEYS` (``ValueError`` naming the dotted keys); the
+      saved config is rewritten only when safe keys changed.
+
+    Rank 0 writes ``config.yaml``; every rank runs the checks. Returns the run directory.
+    """
+    env = env or dist_env()
+    run_dir = Path(cfg.run_dir)
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: --resume continues the run, --overwrite "
+                         "starts it over")
+    cfg_path = run_dir / "config.yaml"
+    if resume:
+        last = run_dir / "last.pt"
+        if not last.is_file():
+            where = "" if run_dir.is_dir() else f" ({run_dir} does not exist)"
+            raise FileNotFoundError(f"--resume: no checkpoint {last} to continue{where}; train without --resume to "
+                                    "start the run")
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"--resume: {cfg_path} is missing, so the config of {last} is unknown; "
+                                    "pass --overwrite to start the run over")
+        changes = config_changes(cfg, run_dir) or []
+        refused = [(k, a, b, why) for k, a, b in changes if (why := _resume_refusal(k, a, b, cfg)) is not None]
+        if refused:
+            listed = "; ".join(f"{k} {_short(a)} -> {_short(b)}" + (f" ({why})" if why else "") for k, a, b, why in refused)
+            raise ValueError(f"--resume: the config differs from {cfg_path} in {listed}; a resume may change only "
+                             f"{', '.join(RESUME_SAFE_KEYS)} (see RESUME_SAFE_KEYS): resume with the saved config, "
+                             "or pass --overwrite to start the run over")
+        if changes and env.is_main:
+            save_config(cfg, cfg_path)
+        return run_dir
+    found = [n for n in CHECKPOINT_FILES if (run_dir / n).is_file()]
+    if found and not overwrite:
+        raise FileExistsError(f"{run_dir}: holds a trained run ({', '.join(found)}); pass --resume to continue it "
+                              "or --overwrite to replace it")
+    if env.is_main:
+        if overwrite and run_dir.is_dir():
+            for name in (*_RUN_FILES, *outputs):
+                (run_dir / name).unlink(missing_ok=True)
+                for tmp in run_dir.glob(f".{name}.*.tmp*"):  # left by a write that was killed (io.atomic_path)
+                    if tmp.is_file():
+                        tmp.unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, cfg_path)
+    return run_dir
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+#: what ``last.pt`` holds (written by :func:`fit`)
+_CKPT_KEYS = ("model", "optimizer", "scheduler", "scaler", "step", "best_metric", "best_step", "rng")
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """``last.pt`` as a dict, or a one-line error naming the file and what was expected."""
+    import warnings
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint {path} to continue; train without --resume to start the run")
+    expected = "expected the last.pt that `medrobust train` writes; pass --overwrite to start the run over"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 -- truncated zip, garbage bytes, a pickle the weights-only loader refuses
+        raise ValueError(f"--resume: {path} is not a readable checkpoint (truncated or corrupt: "
+                         f"{type(err).__name__}); {expected}") from None
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"--resume: {path} holds a {type(ckpt).__name__}, not a training checkpoint; {expected}")
+    missing = [k for k in _CKPT_KEYS if k not in ckpt]
+    if missing or not isinstance(ckpt["model"], dict):
+        raise ValueError(f"--resume: {path} is not a training checkpoint (no {', '.join(missing) or 'model weights'}; "
+                         f"it has {', '.join(map(str, list(ckpt)[:6]))}); {expected}")
+    return ckpt
+
+
+def _load_checkpoint(path: Path, ckpt: dict[str, Any], model: torch.nn.Module, opt: Any, sched: Any, scaler: Any) -> None:
+    """Load model, optimiser, scheduler and scaler states; a checkpoint of another model (another task
+    or model config) is one line with counts and one example key, not the full key listing."""
+    own, saved = model.state_dict(), ckpt["model"]
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
+    shaped = [k for k in own if k in saved and tuple(getattr(saved[k], "shape", ())) != tuple(own[k].shape)]
+    if missing or unexpected or shaped:
+        example = (missing or unexpected or shaped)[0]
+        raise ValueError(f"--resume: {path} is a checkpoint of another model ({len(missing)} weights missing, "
+                         f"{len(unexpected)} unexpected, {len(shaped)} of another shape, e.g. {example!r}); expected "
+                         "the last.pt of this run's task and model config")
+    try:
+        model.load_state_dict(saved)
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise ValueError(f"--resume: {path} does not fit this model and optimiser ({first}); expected the last.pt "
+                         "of this run's task and model config") from None

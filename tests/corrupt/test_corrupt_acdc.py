@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from medrobust.cli import main
 from medrobust.corrupt import corrupt_acdc, derive_seed
+from medrobust.data.acdc import ACDCError
 
 AFFINE = np.diag([1.5, 1.5, 10.0, 1.0])
 CORRUPTIONS = ["gibbs_ringing", "rician_noise"]
@@ -127,8 +129,9 @@ def test_errors(acdc, tmp_path):
         run(acdc, tmp_path / "o4", severities=[0, 2])
     broken = acdc / "training" / "patient002" / "patient002_frame08.nii.gz"
     broken.write_bytes(b"not a nifti file")
-    with pytest.raises(ValueError, match="cannot read NIfTI image .*patient002_frame08.nii.gz"):
+    with pytest.raises(ACDCError, match="patient002_frame08.nii.gz: cannot read NIfTI"):
         run(acdc, tmp_path / "o5", corruptions=["gaussian_blur"], severities=[1])
+    assert not (tmp_path / "o5").exists()
 
 
 def test_device_argument(acdc, tmp_path):
@@ -158,3 +161,164 @@ def test_cuda_matches_cpu_up_to_rounding(acdc, tmp_path):
     for e in cpu_m["files"]:
         a, b = (np.asarray(nib.load(tmp_path / d / e["path"]).dataobj, dtype=float) for d in ("cpu", "cuda"))
         assert np.abs(a - b).max() <= 1.0, e["path"]  # int16 outputs: at most one rounding step apart
+
+
+# -- broken input is refused through the training reader, before anything is written --------------
+def _gt(d: Path, name: str) -> Path:
+    return d / f"{name}_gt.nii.gz"
+
+
+def _label_4(d):
+    gt = np.asarray(nib.load(_gt(d, "patient002_frame08")).dataobj).copy()
+    gt[0, 0, 0] = 4
+    nib.save(nib.Nifti1Image(gt, AFFINE), _gt(d, "patient002_frame08"))
+    return "patient002_frame08_gt.nii.gz", "0..3"
+
+
+def _label_255(d):
+    nib.save(nib.Nifti1Image(np.full((24, 24, 3), 255, np.uint8), AFFINE), _gt(d, "patient002_frame01"))
+    return "patient002_frame01_gt.nii.gz", "255"
+
+
+def _gt_shape(d):
+    nib.save(nib.Nifti1Image(np.zeros((24, 20, 3), np.uint8), AFFINE), _gt(d, "patient002_frame08"))
+    return "patient002_frame08_gt.nii.gz", "shape"
+
+
+def _no_info(d):
+    (d / "Info.cfg").unlink()
+    return "patient002/Info.cfg", "not found"
+
+
+def _wrong_ed(d):
+    (d / "Info.cfg").write_text((d / "Info.cfg").read_text().replace("ED: 1", "ED: 2"))
+    return "patient002_frame02.nii.gz", "ED frame 2"
+
+
+def _nan_image(d):
+    img = np.asarray(nib.load(d / "patient002_frame01.nii.gz").dataobj).astype(np.float32)
+    img[3, 4, 1] = np.nan
+    nib.save(nib.Nifti1Image(img, AFFINE), d / "patient002_frame01.nii.gz")
+    return "patient002_frame01.nii.gz", "NaN"
+
+
+@pytest.mark.parametrize("breakage", [_label_4, _label_255, _gt_shape, _no_info, _wrong_ed, _nan_image])
+def test_refuses_what_training_refuses_before_writing(acdc, tmp_path, breakage):
+    # patient002 is the last patient: patient001's files would be written first without the up-front check
+    fname, what = breakage(acdc / "training" / "patient002")
+    out = tmp_path / "out"
+    with pytest.raises(ACDCError) as ei:
+        run(acdc, out)
+    msg = str(ei.value)
+    assert fname in msg and what in msg and "\n" not in msg, msg
+    assert not out.exists(), "nothing may be written for a refused input"
+    # the CLI (also under the legacy task name) says the same in one line, exit 2
+    for task in ("cardiac", "acdc"):
+        assert main(["corrupt", "--task", task, "--root", str(acdc), "--out", str(out), "--corruptions",
+                     "gaussian_blur", "--severities", "1", "--no-progress"]) == 2
+    assert not out.exists()
+
+
+def test_refused_input_leaves_an_existing_output_untouched(acdc, tmp_path):
+    out = tmp_path / "out"
+    run(acdc, out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    _label_4(acdc / "training" / "patient002")
+    for overwrite in (False, True):
+        with pytest.raises(ACDCError, match="patient002_frame08_gt.nii.gz"):
+            run(acdc, out, overwrite=overwrite)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_copies_only_the_files_the_reader_reads(acdc, tmp_path):
+    d = acdc / "training" / "patient001"
+    (d / "Info.cfg").write_text((d / "Info.cfg").read_text().replace("ES: 8", "ES: 1"))  # ED = ES: warns
+    with pytest.warns(UserWarning, match="patient001/Info.cfg: ED and ES are the same frame"):
+        summary = run(acdc, tmp_path / "out", corruptions=["gaussian_blur"], severities=[1])
+    assert summary["total"] == 3 + 5  # patient001: Info.cfg + frame01 image and label; patient002: all 5
+    assert sorted(p.name for p in (tmp_path / "out/gaussian_blur/1/training/patient001").iterdir()) == [
+        "Info.cfg", "patient001_frame01.nii.gz", "patient001_frame01_gt.nii.gz"]
+
+
+# -- nothing is written outside --out, a symlink never counts as done ------------------------------
+def _tree(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_symlinked_corruption_folder_is_refused_with_overwrite(acdc, tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    run(acdc, out, corruptions=["bias_field"], severities=[1])
+    elsewhere.mkdir()
+    (out / "bias_field").rename(tmp_path / "moved")
+    (out / "bias_field").symlink_to(elsewhere, target_is_directory=True)
+    for overwrite in (True, False):
+        with pytest.raises(ValueError, match=r"out/bias_field is a symlink to .*elsewhere, outside --out") as ei:
+            run(acdc, out, corruptions=["bias_field"], severities=[1], overwrite=overwrite)
+        assert "\n" not in str(ei.value)
+    assert not any(elsewhere.iterdir()), "no file may be written outside --out"
+    assert main(["corrupt", "--task", "cardiac", "--root", str(acdc), "--out", str(out), "--corruptions", "bias_field",
+                 "--severities", "1", "--overwrite", "--no-progress"]) == 2
+    assert not any(elsewhere.iterdir())
+
+
+def test_symlinked_patient_folder_and_file_are_refused(acdc, tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    run(acdc, out, corruptions=["bias_field"], severities=[1])
+    manifest = (out / "manifest.json").read_bytes()
+    patient = out / "bias_field/1/training/patient002"
+    patient.rename(elsewhere)
+    patient.symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "patient002_frame08.nii.gz").unlink()  # a plain rerun would write it, through the link
+    snapshot = _tree(elsewhere)
+    with pytest.raises(ValueError, match="training/patient002 is a symlink"):
+        run(acdc, out, corruptions=["bias_field"], severities=[1])
+    assert _tree(elsewhere) == snapshot and (out / "manifest.json").read_bytes() == manifest
+    patient.unlink()
+    elsewhere.rename(patient)
+
+    # a file symlink does not count as done (even one pointing inside --out)
+    target = out / "bias_field/1/training/patient002/patient002_frame08.nii.gz"
+    target.symlink_to(out / "bias_field/1/training/patient002/patient002_frame01.nii.gz")
+    with pytest.raises(ValueError, match="patient002_frame08.nii.gz is a symlink to .*, elsewhere under --out"):
+        run(acdc, out, corruptions=["bias_field"], severities=[1])
+    target.unlink()
+    assert run(acdc, out, corruptions=["bias_field"], severities=[1])["written"] == 1
+
+
+def test_out_itself_may_be_a_symlink(acdc, tmp_path):
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.mkdir()
+    link.symlink_to(real, target_is_directory=True)
+    summary = run(acdc, link, corruptions=["bias_field"], severities=[1])
+    assert summary["written"] == summary["total"] == 10 and (real / "manifest.json").is_file()
+
+
+# -- temporaries of a killed run ------------------------------------------------------------------
+def _stale_temp(dest: Path) -> Path:
+    """The 0-byte temporary ``atomic_path`` leaves when its process is killed mid-write."""
+    import os
+    import tempfile
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{''.join(dest.suffixes)}", dir=dest.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def test_stale_temporaries_are_removed_and_never_count(acdc, tmp_path):
+    out = tmp_path / "out"
+    # killed while writing the first manifest: only a temporary in --out, which does not make it "not empty"
+    first = _stale_temp(out / "manifest.json")
+    run(acdc, out, corruptions=["bias_field"], severities=[1])
+    assert not first.exists()
+    # killed while writing an image: the rerun writes it and removes the temporary
+    dest = out / "bias_field/1/training/patient001/patient001_frame08.nii.gz"
+    good = dest.read_bytes()
+    dest.unlink()
+    temps = [_stale_temp(dest), _stale_temp(out / "bias_field/1/training/patient002/Info.cfg")]
+    summary = run(acdc, out, corruptions=["bias_field"], severities=[1])
+    assert summary["written"] == 1 and summary["total"] == 10 and dest.read_bytes() == good
+    assert not any(t.exists() for t in temps)
+    assert not [p for p in out.rglob(".*")], "no hidden file is left in --out"
+    entries = json.loads((out / "manifest.json").read_text())["files"]
+    assert not [e for e in entries if Path(e["path"]).name.startswith(".")]

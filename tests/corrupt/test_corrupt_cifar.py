@@ -122,3 +122,54 @@ def test_cuda_matches_cpu_up_to_rounding(tmp_path):
         diff = np.abs(a - b)
         # rounding can move a pixel across a uint8 step, and a few ops (JPEG, pixelate, glass) amplify it
         assert (diff <= 1).mean() > 0.99 and diff.mean() < 0.1, (c, diff.max(), diff.mean())
+
+
+def _stale_temp(dest):
+    """The 0-byte temporary ``atomic_path`` leaves when its process is killed mid-write."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{''.join(dest.suffixes)}", dir=dest.parent)
+    os.close(fd)
+    return tmp
+
+
+def test_symlinked_targets_are_refused_and_nothing_is_written_outside(tmp_path):
+    from medrobust.cli import main
+
+    write_cifar10_test(tmp_path / "c10")
+    out, elsewhere = tmp_path / "c10c", tmp_path / "elsewhere"
+    kw = {"corruptions": ["brightness"], "severities": "1", "progress": False}
+    corrupt_cifar(tmp_path / "c10", out, **kw)
+    elsewhere.mkdir()
+    for name in ("brightness.npy", "labels.npy"):
+        good = (out / name).read_bytes()
+        (out / name).rename(elsewhere / name)
+        (out / name).symlink_to(elsewhere / name)  # a symlink must not count as done, nor be written through
+        for overwrite in (False, True):
+            with pytest.raises(ValueError, match=rf"c10c/{name} is a symlink to .*elsewhere/{name}, outside --out"):
+                corrupt_cifar(tmp_path / "c10", out, overwrite=overwrite, **kw)
+        assert main(["corrupt", "--task", "cifar", "--root", str(tmp_path / "c10"), "--out", str(out), "--corruptions",
+                     "brightness", "--severities", "1", "--overwrite", "--no-progress"]) == 2
+        assert (elsewhere / name).read_bytes() == good and [p.name for p in elsewhere.iterdir()] == [name]
+        (out / name).unlink()
+        (elsewhere / name).rename(out / name)
+    assert corrupt_cifar(tmp_path / "c10", out, **kw)["skipped"] == ["brightness"]
+
+
+def test_stale_temporaries_are_removed_and_never_count(tmp_path):
+    write_cifar10_test(tmp_path / "c10")
+    out = tmp_path / "c10c"
+    out.mkdir()
+    first = _stale_temp(out / MANIFEST_NAME)  # killed while writing the first manifest: --out is still "empty"
+    kw = {"corruptions": ["brightness", "gaussian_noise"], "severities": "1", "progress": False}
+    ref = corrupt_cifar(tmp_path / "c10", tmp_path / "ref", **kw)
+    summary = corrupt_cifar(tmp_path / "c10", out, **kw)
+    assert summary["written"] == ref["written"] and not (tmp_path / first).exists()
+    # killed while filling gaussian_noise.npy: the rerun writes it, byte-identical, and removes the temporary
+    (out / "gaussian_noise.npy").unlink()
+    stale = _stale_temp(out / "gaussian_noise.npy")
+    assert corrupt_cifar(tmp_path / "c10", out, **kw)["written"] == ["gaussian_noise"]
+    assert not (tmp_path / stale).exists() and not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    for name in ("brightness.npy", "gaussian_noise.npy", "labels.npy"):
+        assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()

@@ -101,3 +101,49 @@ def test_prepare_output_rules(tmp_path):
         prepare_output(out, settings, overwrite=False, what="a thing")
     assert prepare_output(out, settings, overwrite=True, what="a thing") is None
     assert json.loads(json.dumps(settings))["severities"] == [1, 2]
+
+
+def test_temp_names_and_stale_temp_removal(tmp_path):
+    from medrobust.io import atomic_path, is_temp_name, remove_stale_temps
+
+    names = ["manifest.json", "patient001_frame01.nii.gz", "Info.cfg", "fog.npy", "noext", "a.b.c"]
+    for name in names:
+        with atomic_path(tmp_path / "sub" / name) as tmp:
+            assert is_temp_name(tmp.name), tmp.name
+    for name in (*names, ".hidden", ".fog.npy.abcdefgh.tmp.json", ".fog.npy.abc.tmp.npy", "x.abcdefgh.tmp"):
+        assert not is_temp_name(name), name
+    stale = [tmp_path / ".fog.npy.abcdefgh.tmp.npy", tmp_path / "sub" / ".Info.cfg.x1_y2z3w.tmp.cfg"]
+    for p in stale:
+        p.write_bytes(b"")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    keep = outside / ".a.npy.abcdefgh.tmp.npy"
+    keep.write_bytes(b"")
+    (tmp_path / "link").symlink_to(outside, target_is_directory=True)
+    assert remove_stale_temps(tmp_path) == sorted(stale)
+    assert keep.exists(), "symlinked folders are not followed"
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == sorted(names)
+    assert remove_stale_temps(tmp_path / "missing") == []
+
+
+def test_check_targets(tmp_path):
+    from medrobust.corrupt.common import check_targets
+
+    out = tmp_path / "out"
+    check_targets(out, ["manifest.json", "a/b/c.nii.gz"])  # nothing there yet: fine
+    (out / "a" / "b").mkdir(parents=True)
+    (out / "a" / "b" / "c.nii.gz").write_bytes(b"x")
+    check_targets(out, ["manifest.json", "a/b/c.nii.gz"])
+    (tmp_path / "x").mkdir()
+    (out / "a" / "b" / "d.nii.gz").symlink_to(tmp_path / "x" / "d.nii.gz")  # dangling
+    with pytest.raises(ValueError, match=r"^\S*out/a/b/d.nii.gz is a symlink to \S*x/d.nii.gz, outside --out"):
+        check_targets(out, ["a/b/c.nii.gz", "a/b/d.nii.gz"])
+    (out / "e").symlink_to(out / "a", target_is_directory=True)
+    with pytest.raises(ValueError, match=r"out/e is a symlink to \S*out/a, elsewhere under --out"):
+        check_targets(out, ["e/b/c.nii.gz"])
+    for bad in ("../x", "/abs/x"):
+        with pytest.raises(ValueError, match="leaves --out"):
+            check_targets(out, [bad])
+    prepare_output(tmp_path / "x", {}, overwrite=False, what="a thing")  # empty: fine
+    (tmp_path / "x" / ".manifest.json.abcdefgh.tmp.json").write_bytes(b"")  # a killed run's temporary only
+    prepare_output(tmp_path / "x", {}, overwrite=False, what="a thing")

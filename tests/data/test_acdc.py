@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import re
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -12,6 +14,7 @@ import torch
 
 from medrobust.data.acdc import (
     ACDCError,
+    ACDCWarning,
     list_patients,
     load_cohort,
     read_patient,
@@ -206,7 +209,8 @@ def test_error_affine_mismatch(patient_dir: Path) -> None:
     aff = np.diag([*SPACING, 1.0])
     aff[0, 3] = 2.0  # shifted origin
     _save(patient_dir / "patient001_frame12_gt.nii.gz", _label_volume(SHAPE, 1), aff)
-    _raises(patient_dir, "patient001_frame12_gt.nii.gz", "affine")
+    err = _raises(patient_dir, "patient001_frame12_gt.nii.gz", "affine")
+    assert "\n" not in str(err) and "patient001_frame12.nii.gz" in str(err)
 
 
 def test_affine_within_tolerance_is_accepted(patient_dir: Path) -> None:
@@ -228,6 +232,45 @@ def test_error_label_out_of_range_lazy(patient_dir: Path) -> None:
     p = read_patient(patient_dir, lazy=True)
     with pytest.raises(ACDCError, match="patient001_frame01_gt.nii.gz"):
         p.frames["ED"].label
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_error_non_finite_image_at_load_time(patient_dir: Path, bad: float, lazy: bool) -> None:
+    # found when the patient is read (also lazily), not when the frame is first used at evaluation
+    img = np.asarray(nib.load(patient_dir / "patient001_frame12.nii.gz").dataobj).astype(np.float32)
+    img[2, 3, 1] = bad
+    _save(patient_dir / "patient001_frame12.nii.gz", img)
+    with pytest.raises(ACDCError, match=r"patient001_frame12.nii.gz: image contains NaN or Inf") as ei:
+        read_patient(patient_dir, lazy=lazy)
+    assert "\n" not in str(ei.value)
+    with pytest.raises(ACDCError, match="patient001_frame12.nii.gz"):
+        load_cohort(patient_dir.parent.parent, "training", lazy=True)
+
+
+def test_lazy_read_keeps_no_arrays(patient_dir: Path) -> None:
+    p = read_patient(patient_dir, lazy=True)
+    assert not any(fr.loaded or fr._image is not None for fr in p.frames.values())
+
+
+@pytest.mark.parametrize(("ed", "es", "nb", "match"), [
+    (5, 5, 30, "ED and ES are the same frame (5)"),
+    (1, 31, 30, "ES frame 31 is beyond NbFrame 30"),
+    (40, 12, 30, "ED frame 40 is beyond NbFrame 30"),
+])
+def test_info_warns_on_suspicious_frames(tmp_path: Path, ed: int, es: int, nb: int, match: str) -> None:
+    folder = make_patient(tmp_path, 1, ed=ed, es=es)
+    cfg = folder / "Info.cfg"
+    cfg.write_text(cfg.read_text().replace("NbFrame: 30", f"NbFrame: {nb}"))
+    with pytest.warns(ACDCWarning, match=re.escape(f"{cfg}: {match}")):
+        p = read_patient(folder)
+    assert p.info["ED"] == ed and p.info["ES"] == es
+
+
+def test_info_without_suspicious_frames_does_not_warn(patient_dir: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_patient(patient_dir)
 
 
 def test_error_not_a_nifti(patient_dir: Path) -> None:

@@ -74,6 +74,28 @@ def test_evaluate_reports_model_and_baselines(trained, tmp_path, capsys):
     assert "Gaussian blur" in md and "Per plane" in md
     for fig in ("planes.png", "levels.png"):
         assert (out / "figures" / fig).stat().st_size > 3000
+        assert f"](figures/{fig})" in md
+    # where the numbers come from: the run (not the report folder), its checkpoint and training steps
+    assert res["runs"] == {"latent": str(trained / "tiny")} and "run" not in res
+    prov = res["models"]["latent"]["provenance"]
+    assert prov["checkpoint"] == str(trained / "tiny" / "model.pt") and prov["checkpoint_step"] in (2, 4)
+    assert prov["trained_steps"] == 4 and prov["configured_steps"] == 4
+    assert "## Where the numbers come from" in md and "Mazilu" in md and "*Protocol differs:" in md
+
+
+def test_evaluate_checks_every_model_before_loading_any(trained, tmp_path):
+    from medrobust.tasks.microscopy.evaluate import evaluate_blur
+
+    with pytest.raises(FileNotFoundError) as err:
+        evaluate_blur({"a": trained / "tiny", "b": tmp_path / "nope", "c": tmp_path / "gone.pt"}, tmp_path / "r",
+                      device="cpu", progress=False)
+    msg = str(err.value)
+    assert msg.startswith("--run (3 runs): 2 of 3 expected paths missing") and str(tmp_path / "gone.pt") in msg
+    (tmp_path / "f").write_text("")
+    with pytest.raises(FileExistsError, match="exists and is not a folder"):
+        evaluate_blur(trained / "tiny", tmp_path / "f", device="cpu", progress=False)
+    with pytest.raises(FileNotFoundError, match="data root"):
+        evaluate_blur(trained / "tiny", tmp_path / "r", data_root=tmp_path / "no_stacks", device="cpu", progress=False)
 
 
 def test_ssim_and_psnr_agree_with_torchmetrics():
@@ -187,3 +209,23 @@ def test_default_recipe_beats_pixel_interpolation_on_the_middle_plane(tmp_path):
     pixel = res["synthesis"]["pixel interpolation"]["per_plane"][mid]
     assert latent["psnr"] > pixel["psnr"] + 0.5, (latent, pixel)
     assert latent["ssim"] > pixel["ssim"]
+
+
+def test_retrain_needs_overwrite_and_then_matches_a_fresh_run(tmp_path, capsys):
+    """A run folder with a model is refused without --resume/--overwrite (one line, exit 2, untouched);
+    --overwrite removes the old run's files first and trains exactly as a fresh run."""
+    argv = ["blur", "train", "--config", CONFIG, "--no-progress", *sets(f"output_dir={tmp_path}", "name=again", *TINY)]
+    assert run(argv) == 0
+    run_dir = tmp_path / "again"
+    first = torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
+    (run_dir / "blur_meta.json").write_text('{"stale": true}')
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume" in err and "--overwrite" in err, err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    assert run([*argv, "--overwrite"]) == 0
+    assert "stale" not in (run_dir / "blur_meta.json").read_text()
+    again = torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
+    for k in first:
+        torch.testing.assert_close(first[k], again[k], rtol=0, atol=0)

@@ -52,6 +52,43 @@ def test_train_evaluate_report(runs):
         assert (out / "figures" / fig).stat().st_size > 5000
     table = comparison_table(res)
     assert "baseline" in table and "Mean corr. error (%)" in table
+    # where every number came from
+    assert res["runs"] == {"baseline": str(runs / "base"), "randconv": str(runs / "rc")} and "run" not in res
+    for name, folder in (("baseline", "base"), ("randconv", "rc")):
+        prov = res["models"][name]["provenance"]
+        assert prov["run_dir"] == str(runs / folder) and prov["checkpoint_step"] in (4, 8)
+        assert prov["trained_steps"] == 8 and prov["configured_steps"] == 8
+    assert res["protocol"]["corrupted_set"]["kind"] == "on the fly" and res["protocol"]["corrupted_set"]["seed"] == 0
+    assert res["protocol"]["embedded_default"] is True
+    assert "## Where the numbers come from" in md and "generated on the fly (seed 0;" in md
+    assert all(r.get("citation") for r in res["references"].values()) and "| Citation |" in md
+    assert "*Protocol differs:" in md and "SVHN" in md and "scikit-learn" in md  # MNIST -> SVHN vs embedded digits
+    for png in (out / "figures").glob("*.png"):
+        assert f"](figures/{png.name})" in md, png.name
+
+
+def test_evaluate_checks_every_corrupted_folder_before_the_first_forward_pass(runs, tmp_path, monkeypatch):
+    import medrobust.tasks.classification.evaluate as ev
+
+    real = ev.load_run
+
+    def refuse(*args):
+        raise AssertionError("a forward pass ran before the inputs were checked")
+
+    def load_run(path, **kw):
+        cfg, model = real(path, **kw)
+        model.register_forward_pre_hook(refuse)
+        return cfg, model
+
+    monkeypatch.setattr(ev, "load_run", load_run)
+    root = tmp_path / "imagenet_c_style"
+    for c in ("gaussian_noise", "contrast"):
+        (root / c / "1" / "0").mkdir(parents=True)  # severity 5 of each is missing
+    with pytest.raises(FileNotFoundError) as err:
+        ev.evaluate_classification({"b": runs / "base"}, out_dir=tmp_path / "r", corrupted_root=root, progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"--corrupted-root {root}: 2 of 4 expected paths missing (expected ")
+    assert f"{root / 'gaussian_noise' / '5'}, {root / 'contrast' / '5'}" in msg
 
 
 def test_evaluation_is_reproducible(runs):

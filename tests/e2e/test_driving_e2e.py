@@ -53,6 +53,60 @@ def test_train_and_evaluate_baseline_and_randconv(tmp_path):
     assert table.splitlines()[0].startswith("| Model | Source | bdd100k | mapillary | synthia | Targets mean")
     for fig in ("class_iou.png", "predictions.png"):
         assert (out / "figures" / fig).stat().st_size > 5000
+    # where every number came from
+    assert results["runs"] == {"baseline": str(tmp_path / "base"), "randconv": str(tmp_path / "rc")}
+    assert "run" not in results
+    for name, folder in (("baseline", "base"), ("randconv", "rc")):
+        prov = results["models"][name]["provenance"]
+        assert prov["run_dir"] == str(tmp_path / folder) and prov["checkpoint_step"] == 2
+        assert prov["trained_steps"] == 2 and prov["configured_steps"] == 2
+    src = results["protocol"]["corruption_source"]
+    assert src["kind"] == "on the fly" and src["seed"] == 0
+    assert "## Where the numbers come from" in md and "generated on the fly (seed 0;" in md
+    assert "| Citation |" in md and "*Protocol differs:" in md
+    for png in (out / "figures").glob("*.png"):
+        assert f"](figures/{png.name})" in md, png.name
+
+    # --corrupted-root: every corrupted copy of every source validation image is checked before the first
+    # forward pass (a copy missing an image was evaluated on fewer images, or none, without a word)
+    import shutil
+
+    import medrobust.tasks.driving.evaluate as ev
+
+    from pathlib import Path
+
+    src_root = Path(results["domains"]["source"]["root"])
+    croot = tmp_path / "driving_c"
+    for sev in ("2", "4"):
+        shutil.copytree(src_root, croot / "gaussian_noise" / sev)
+    removed = sorted((croot / "gaussian_noise" / "4" / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
+    assert removed
+    for p in removed:
+        p.unlink()
+    real = ev.load_run
+
+    def refuse(*args):
+        raise AssertionError("a forward pass ran before the inputs were checked")
+
+    def load_run(path, **kw):
+        cfg, model = real(path, **kw)
+        model.register_forward_pre_hook(refuse)
+        return cfg, model
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ev, "load_run", load_run)
+        with pytest.raises(FileNotFoundError) as err:
+            ev.evaluate_driving({"baseline": tmp_path / "base"}, out_dir=tmp_path / "rep_c", corrupted_root=croot,
+                                overrides=["evaluate.severities=[2, 4]"], device="cpu", progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"--corrupted-root {croot}: {len(removed)} of {4 * len(removed)} expected")
+    assert str(removed[0]) in msg
+    # complete: every image is read
+    shutil.rmtree(croot / "gaussian_noise" / "4")
+    res = evaluate_driving({"baseline": tmp_path / "base"}, out_dir=tmp_path / "rep_c", corrupted_root=croot,
+                           overrides=["evaluate.severities=[2]"], device="cpu", progress=False)
+    assert res["models"]["baseline"]["corruptions"]["gaussian_noise"]["2"]["n_images"] == 1
+    assert res["protocol"]["corruption_source"]["kind"] == "files"
 
 
 def test_config_errors(tmp_path):

@@ -71,11 +71,14 @@ def test_sanitize_is_strict_json():
 def test_references_markdown_both_styles():
     refs = {"Paper A": {"cityscapes": 32.3, "bdd": None, "dice": {"RV": 92.8}}, "B": {"cityscapes": 7}, "note": "text"}
     as_given = references_markdown(refs)
-    assert "| Reference | cityscapes | bdd | dice.RV |" in as_given
-    assert "| Paper A | 32.3 | – | 92.8 |" in as_given and "| B | 7 | – | – |" in as_given
+    # "bdd" has a value in no row: no always-empty column
+    assert "| Reference | cityscapes | dice.RV |" in as_given
+    assert "| Paper A | 32.3 | 92.8 |" in as_given and "| B | 7 | – |" in as_given
     assert '```json\n{\n  "note": "text"\n}\n```\n' in as_given
     two = references_markdown(refs, decimals=2)  # the driving protocol's published mIoU carry two decimals
-    assert "| Paper A | 32.30 | – | 92.80 |" in two and "| B | 7 | – | – |" in two
+    assert "| Paper A | 32.30 | 92.80 |" in two and "| B | 7 | – |" in two
+    refs["B"]["bdd"] = 30.1
+    assert "| Reference | cityscapes | bdd | dice.RV |" in references_markdown(refs)
     assert references_markdown([1, 2]) == "```json\n[\n  1,\n  2\n]\n```\n"
     assert references_heading() == "References (published numbers, as reported)"
     assert references_heading("not produced here") == "References (published numbers, as reported; not produced here)"
@@ -151,3 +154,36 @@ def test_save_figure_creates_folder_and_is_png(tmp_path):
 
     assert mpimg.imread(p).shape[:2] == (100, 200)  # not cropped: 2 x 1 inches at 100 dpi
     assert not math.isnan(float(mpimg.imread(p).mean()))
+
+
+def test_references_with_citations_and_protocol_note():
+    from medrobust.evaluate.report import protocol_note
+
+    refs = {"RandConv": {"avg": 74.84, "citation": "Xu et al., ICLR 2021", "source": "as listed in X"},
+            "ERM": {"avg": 52.0}}
+    md = references_markdown(refs, note="Protocol differs: real vs embedded.")
+    assert "| Reference | avg | Citation |" in md and "| RandConv | 74.84 | [1] |" in md and "| ERM | 52.0 | – |" in md
+    assert "1. **RandConv**: Xu et al., ICLR 2021; source: as listed in X\n" in md
+    assert md.endswith("*Protocol differs: real vs embedded.*\n")
+    proto = {"protocol_difference": {"references": "MNIST -> SVHN", "embedded_default": "sklearn digits"}}
+    assert protocol_note(proto, embedded=False) is None and protocol_note({}, embedded=True) is None
+    note = protocol_note(proto, embedded=True)
+    assert note.startswith("Protocol differs: the published numbers were measured on MNIST -> SVHN; this report "
+                           "evaluated the embedded default, sklearn digits.")
+
+
+def test_sources_section_and_runs_table():
+    from medrobust.evaluate.report import non_empty_columns, runs_table, sources_section
+
+    models = {"a": {"provenance": {"run_dir": "/r/a", "checkpoint": "/r/a/best.pt", "checkpoint_step": 20,
+                                   "trained_steps": 30, "configured_steps": 30}},
+              "b": {"provenance": {"run_dir": "/r/b", "checkpoint": "/x/model.pt", "checkpoint_step": None,
+                                   "trained_steps": None, "configured_steps": 5}}}
+    t = runs_table(models)
+    assert t.splitlines()[0] == "| Model | Run folder | Checkpoint | Checkpoint step | Trained steps | Configured steps |"
+    assert "| a | `/r/a` | best.pt | 20 | 30 | 30 |" in t and "| b | `/r/b` | /x/model.pt | – | – | 5 |" in t
+    assert runs_table({"m": {"clean": {}}}) is None
+    sec = sources_section(models, ["Test set: 8 cases.", ""])
+    assert sec.blocks()[:2] == ["## Where the numbers come from", "- Test set: 8 cases."] and sec.blocks()[2] == t
+    rows = [{"Model": "a", "x": "–", "y": 1, "z": None}, {"Model": "b", "x": float("nan"), "y": None, "z": ""}]
+    assert non_empty_columns(rows, ["Model", "x", "y", "z"]) == ["Model", "y"]

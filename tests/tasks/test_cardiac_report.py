@@ -104,7 +104,9 @@ def test_write_cardiac_report_minimal_grid_and_extra_figures(tmp_path):
     assert paths["prediction_grid"] == tmp_path / "run" / "figures" / "grid.png"  # copied into figures/
     assert paths["prediction_grid"].is_file() and paths["predictions"].is_file()
     md = paths["markdown"].read_text()
-    assert "| m | 50.00 | – | – | – |" in md
+    # no always-empty columns: no corruptions, no shifted set and no HD95 were evaluated
+    assert "| Model | Clean Dice (%) |\n|---|---|\n| m | 50.00 |\n" in md
+    assert "Shifted Dice" not in md and "HD95 (mm)" not in md and "Corrupted Dice" not in md
     assert "![predictions](figures/predictions.png)\n\n![prediction_grid](figures/grid.png)\n" in md
     with pytest.raises(ValueError, match="reserved"):
         write_cardiac_report(tmp_path / "run2", res, rows, extra_figures={"predictions": grid})

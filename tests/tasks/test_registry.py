@@ -64,9 +64,17 @@ def test_shipped_recipes_resolve_from_any_directory(tmp_path, monkeypatch):
     for name in names:
         path = resolve_config_path(name)
         assert path.is_file() and resolve_config_path(f"configs/{name}.yaml") == path
-        if "dfmx" not in name:
+        if name.startswith(("classification/cifar10c/", "classification/pacs/")):
+            # no embedded default: the recipe says data.root: null and stops at load with a one-line hint
+            with pytest.raises(ConfigError) as e:
+                load_config(name)
+            hint = str(e.value).split("invalid config:\n", 1)[1].strip()
+            assert hint.startswith("data.root: ") and "pass --set data.root=<folder with" in hint and "\n" not in hint
+            cfg = load_config(name, ["data.root=/somewhere"])
+        else:
             cfg = load_config(name)
-            assert cfg.task == name.split("/")[0], name
+        assert cfg.task == name.split("/")[0], name
+        assert "/data/" not in yaml.safe_dump(cfg.model_dump(mode="json")), name  # no machine-specific roots
     with pytest.raises(ConfigError, match="config file not found"):
         resolve_config_path("cardiac/nope")
     (tmp_path / "mine.yaml").write_text("task: cardiac\nname: mine\n")
@@ -87,3 +95,12 @@ def test_protocols_are_package_data():
     assert seen == 6
     with pytest.raises(FileNotFoundError, match="no protocol 'nope'"):
         read_protocol("medrobust.tasks.cardiac", "nope")
+
+
+@pytest.mark.parametrize("task,extra", [("cardiac", []), ("classification", ["data.dataset=digits"]),
+                                        ("classification", ["data.dataset=cifar10"]),
+                                        ("driving", ["data.targets=[]"]), ("microscopy", [])])
+def test_a_missing_data_root_names_the_key(tmp_path, task, extra):
+    cfg = load_config(None, [f"task={task}", f"output_dir={tmp_path}", f"data.root={tmp_path / 'nope'}", *extra])
+    with pytest.raises(FileNotFoundError, match=r"^data\.root: .*nope does not exist; expected .*\(pass --set data\.root=<folder>\)$"):
+        TASKS[task].prepare_data(cfg)

@@ -39,14 +39,22 @@ def test_step_sampler_order_is_a_function_of_seed_and_step():
 
 
 def test_resume_continues_exactly(tmp_path):
-    # dropout draws from the global torch RNG inside forward: resume must restore it at the right point
-    aug = ["augment.0={name: randconv, mixing: true}", "consistency.views=2", "train.steps=6", "model.dropout=0.2"]
+    # dropout draws from the global torch RNG inside forward: resume must restore it at the right point.
+    # A crash between checkpoints (killed after step 3, last.pt of step 2, like kill -9): the log lines
+    # after the checkpoint are dropped and redone, and ``time`` continues from the checkpoint's
+    aug = ["augment.0={name: randconv, mixing: true}", "consistency.views=2", "train.steps=6", "model.dropout=0.2",
+           "train.ckpt_every=2"]
     straight = train_cardiac(tiny_cfg(tmp_path, "straight", *aug), progress=False)
     crashed = tiny_cfg(tmp_path, "crashed", *aug)
-    first = train_cardiac(crashed, progress=False, stop_after=4)
-    assert first.step == 4
+    first = train_cardiac(crashed, progress=False, stop_after=3)
+    assert first.step == 3 and torch.load(tmp_path / "crashed" / "last.pt", weights_only=True)["step"] == 2
+    before = {r["step"]: r["time"] for r in read_jsonl(tmp_path / "crashed" / "metrics.jsonl") if "time" in r}
     resumed = train_cardiac(crashed, resume=True, progress=False)
     assert resumed.step == 6
+    times = [r["time"] for r in read_jsonl(tmp_path / "crashed" / "metrics.jsonl") if "time" in r]
+    assert len(times) == 6 and times[:2] == [before[1], before[2]], "lines up to the checkpoint are kept"
+    assert all(b > a for a, b in zip(times, times[1:])), f"time must continue across the resume: {times}"
+    assert times[2] > before[2] and torch.load(tmp_path / "crashed" / "last.pt", weights_only=True)["time"] >= times[-1]
     a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "crashed" / "last.pt", weights_only=True)
     for k in a["model"]:

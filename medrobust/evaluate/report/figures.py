@@ -15,7 +15,7 @@ import numpy as np
 
 from medrobust.io import atomic_path
 
-__all__ = ["new_figure", "save_figure", "to_numpy", "display_image", "label_colors", "overlay", "show_image"]
+__all__ = ["new_figure", "save_figure", "to_numpy", "display_image", "label_colors", "overlay", "show_image", "label_grid"]
 
 
 def new_figure(figsize: tuple[float, float], dpi: int = 100) -> Any:
@@ -97,3 +97,21 @@ def show_image(ax: Any, img: Any, title: str | None = None, *, fontsize: float =
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=fontsize)
+
+
+def label_grid(axes: Any, n: int, xlabel: str, ylabel: str) -> None:
+    """Label a ``(rows, cols)`` grid of panels of which the first ``n`` are used (the rest are hidden):
+    ``xlabel`` (and the x tick labels, which shared x axes hide above the last row) on the lowest used
+    panel of each column, ``ylabel`` on the first panel of each row."""
+    nrows, ncols = len(axes), len(axes[0])
+    for k in range(n, nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    for j in range(ncols):
+        used = [r for r in range(nrows) if r * ncols + j < n]
+        if used:
+            ax = axes[used[-1]][j]
+            ax.set_xlabel(xlabel)
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for r in range(nrows):
+        if r * ncols < n:
+            axes[r][0].set_ylabel(ylabel)

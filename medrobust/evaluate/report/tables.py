@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DASH", "finite", "fmt_num", "fmt_mm", "fmt_pct", "nan_mean", "format_table", "sanitize"]
+__all__ = ["DASH", "finite", "fmt_num", "fmt_mm", "fmt_pct", "nan_mean", "format_table", "non_empty_columns", "sanitize"]
 
 #: what a missing / undefined cell shows (an en dash)
 DASH = "–"
@@ -86,6 +86,17 @@ def format_table(rows: Iterable[Mapping[str, Any] | Sequence[Any]], columns: Seq
             raise ValueError(f"table rows must be dicts or sequences of cells, got {type(r).__name__}")
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _empty(v: Any) -> bool:
+    return v is None or v == DASH or v == "" or (isinstance(v, float) and not math.isfinite(v))
+
+
+def non_empty_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[Any], keep: int = 1) -> list[Any]:
+    """``columns`` without those no row has a value in (None, NaN, ``""`` or :data:`DASH` in every
+    row); the first ``keep`` columns (the row names) always stay."""
+    columns = list(columns)
+    return columns[:keep] + [c for c in columns[keep:] if any(not _empty(r.get(c)) for r in rows)]
 
 
 def sanitize(obj: Any) -> Any:

@@ -76,6 +76,7 @@ def write_report(
     references: Any = None,
     references_note: str | None = None,
     reference_decimals: int | None = None,
+    references_caveat: str | None = None,
     figures_heading: str | None = "Figures",
     files_key: str | None = None,
 ) -> dict[str, Path]:
@@ -94,7 +95,9 @@ def write_report(
             (None: no heading).
         references: published reference numbers (a protocol's ``references:``); when non-empty a
             section ``references_heading(references_note)`` is added after the sections, formatted by
-            :func:`~medrobust.evaluate.report.references.references_markdown` with ``reference_decimals``.
+            :func:`~medrobust.evaluate.report.references.references_markdown` with ``reference_decimals``;
+            ``references_caveat`` is a note printed under them (e.g. that the published numbers were
+            measured on another protocol than the data evaluated here).
         files_key: when given, ``results[files_key]`` is set to ``{name: str(path)}`` of every file
             written (``json``, ``markdown``, then the figures) before ``report.json`` is written.
 
@@ -131,7 +134,8 @@ def write_report(
 
     parts = list(sections)
     if references:
-        parts.append(Section(references_heading(references_note), references_markdown(references, decimals=reference_decimals)))
+        parts.append(Section(references_heading(references_note), references_markdown(references, decimals=reference_decimals,
+                                                                                   note=references_caveat)))
     if saved:
         parts.append(figures_section(saved, heading=figures_heading))
     atomic_write_text(files["markdown"], render_markdown(title, parts))

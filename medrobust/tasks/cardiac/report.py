@@ -4,7 +4,12 @@ Results structure consumed by :func:`write_cardiac_report` / :func:`comparison_t
 
     {
       "task": str,                                  # "cardiac"
-      "run": str,                                   # run name / id
+      "runs": {model_name: run folder},             # optional (``"run": str``, a run name, also shown)
+      "protocol": {                                 # optional: where the test data came from
+        "test": {"root", "embedded_default", "patients", "cases"}, "shifted": {...} | None,
+        "corruptions": [...], "severities": [...], "hd95": bool,
+        "corruption_source": {"kind": "on the fly", "seed", "seeding"} | {"kind": "files", "root", "seed"},
+      },
       "models": {
         model_name: {
           "clean": summary,                         # required
@@ -12,9 +17,11 @@ Results structure consumed by :func:`write_cardiac_report` / :func:`comparison_t
             corruption_name: {"1": summary, ..., "5": summary},   # severity keys "1".."5" (ints accepted)
           },
           "shifted": summary,                       # optional (distribution-shifted test set)
+          "provenance": {"run_dir", "checkpoint", "checkpoint_step", "trained_steps", "configured_steps", ...},
         },
       },
-      "references": {...},                          # optional published numbers
+      "references": {...},                          # optional published numbers (with their citations)
+      "references_note": str,                       # optional: how the references' protocol differs
     }
 
 ``summary`` is the dict from :meth:`medrobust.evaluate.metrics.SegmentationMeter.summary`; the
@@ -38,16 +45,20 @@ import numpy as np
 
 from ...evaluate.report import (
     Section,
+    describe_source,
     display_image,
     finite,
     fmt_mm,
     fmt_pct,
     format_table,
     label_colors,
+    label_grid,
     nan_mean,
     new_figure,
+    non_empty_columns,
     overlay,
     save_figure,
+    sources_section,
     to_numpy,
     write_report,
 )
@@ -155,7 +166,29 @@ def comparison_table(results: Mapping[str, Any]) -> str:
                 "Clean HD95 (mm)": fmt_mm(_get(m["clean"], "hd95")),
             }
         )
-    return format_table(rows, cols)
+    return format_table(rows, non_empty_columns(rows, cols))
+
+
+def _source_lines(results: Mapping[str, Any]) -> list[str]:
+    """The test data and the corrupted set of ``results["protocol"]`` (evaluate_cardiac), one line each."""
+    proto = results.get("protocol")
+    if not isinstance(proto, Mapping):
+        return []
+    lines = []
+    test = proto.get("test") or {}
+    if test:
+        kind = "the embedded synthetic cohort" if test.get("embedded_default") else "user data"
+        lines.append(f"Test set: {test.get('cases')} cases ({test.get('patients')} patients × ED/ES) from "
+                     f"`{test.get('root')}` ({kind}).")
+    shifted = proto.get("shifted")
+    if isinstance(shifted, Mapping):
+        lines.append(f"Shifted domain: {shifted.get('cases')} cases ({shifted.get('patients')} patients) from "
+                     f"`{shifted.get('root')}`.")
+    corr = proto.get("corruptions") or []
+    if corr:
+        lines.append(f"Corrupted sets: {len(corr)} corruptions × severities {proto.get('severities')}, "
+                     f"{describe_source(proto.get('corruption_source'))}.")
+    return lines
 
 
 def _per_structure_table(models: Mapping[str, Any], key: str) -> str | None:
@@ -197,6 +230,8 @@ def cardiac_sections(results: Mapping[str, Any]) -> list[Section]:
     models = _validate(results)
     out: list[Section] = []
     meta = [f"**{k}:** {results[k]}" for k in ("task", "run") if results.get(k) is not None]
+    if isinstance(results.get("runs"), Mapping):
+        meta.append("**runs:** " + ", ".join(f"{n} = `{p}`" for n, p in results["runs"].items()))
     out.append(Section(None, ["  \n".join(meta) if meta else "",
                               "Dice = mean foreground Dice in %, HD95 in mm (ACDC convention: structure absent in both "
                               "= perfect; HD95 undefined when absent in only one, excluded from means). Corrupted = "
@@ -207,6 +242,9 @@ def cardiac_sections(results: Mapping[str, Any]) -> list[Section]:
         comparison.append("*Note: models were evaluated on different numbers of corruption × severity settings: "
                           + ", ".join(f"{n}: {c}" for n, c in counts.items()) + ".*")
     out.append(Section("Comparison", comparison))
+    sources = sources_section(models, _source_lines(results))
+    if sources.blocks()[1:]:
+        out.append(sources)
     for key, heading in (("clean", "Per-structure Dice (%), clean"), ("shifted", "Per-structure Dice (%), shifted")):
         t = _per_structure_table(models, key)
         if t:
@@ -255,12 +293,7 @@ def plot_dice_vs_severity(results: Mapping[str, Any], path: str | os.PathLike[st
             handles[mname] = line
         ax.set_title(cname.replace("_", " "), fontsize=10)
         ax.grid(True, alpha=0.3)
-    for k in range(n, nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("severity (0 = clean)")
-    for row in axes:
-        row[0].set_ylabel("mean fg Dice (%)")
+    label_grid(axes, n, "severity (0 = clean)", "mean fg Dice (%)")
     axes[0][0].set_xticks(list(range(0, max_sev + 1)))
     fig.legend(list(handles.values()), list(handles.keys()), loc="upper center", ncol=min(len(handles), 5),
                bbox_to_anchor=(0.5, 1.0), frameon=False)
@@ -395,4 +428,4 @@ def write_cardiac_report(
             raise ValueError(f"extra_figures name {name!r} is reserved")
         figures[name] = fig
     return write_report(out_dir, title=title, sections=cardiac_sections(results), results=results, figures=figures,
-                        references=results.get("references"))
+                        references=results.get("references"), references_caveat=results.get("references_note"))

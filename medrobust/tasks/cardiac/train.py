@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...config import save_config
 from ...data.collate import collate_image_label
 from ...models.factory import create_segmentation_model
 from ...train.steps import SegmentationAdapter
-from ..base import build_augment
+from ..base import build_augment, check_data_root
 from .config import CardiacConfig
 
 __all__ = ["CardiacData", "prepare_data", "build_model", "train_cardiac", "NUM_CLASSES", "CLASS_NAMES"]
@@ -69,10 +68,10 @@ def prepare_data(cfg: CardiacConfig) -> CardiacData:
         _ensure_synthetic(root, "bssfp", cfg, 0)
         shifted_root: Path | None = _ensure_synthetic(shifted_default, "shifted", cfg, 1000)
     else:
-        root = Path(cfg.data.root)
+        root = check_data_root(cfg.data.root, expected="an ACDC folder (training/, testing/ of patientNNN/)")
         shifted_root = None
     if cfg.data.shifted_root is not None:
-        shifted_root = Path(cfg.data.shifted_root)
+        shifted_root = check_data_root(cfg.data.shifted_root, key="data.shifted_root", expected="an ACDC-layout folder")
     training = load_cohort(root, "training", lazy=True)
     has_testing = (root / "testing").is_dir() and any((root / "testing").iterdir())
     split = split_patients(training, cfg.data.split, seed=cfg.data.split_seed)
@@ -127,7 +126,8 @@ def _val_fn(cfg: CardiacConfig, val_set: Any, device: torch.device):
     return validate
 
 
-def train_cardiac(cfg: CardiacConfig, *, resume: bool = False, progress: bool = True, stop_after: int | None = None):
+def train_cardiac(cfg: CardiacConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+                  stop_after: int | None = None):
     """Train a segmentation model on ACDC (or the embedded cohort) as configured.
 
     Writes ``runs/<name>/{config.yaml, metrics.jsonl, last.pt, best.pt}``; returns the
@@ -138,15 +138,12 @@ def train_cardiac(cfg: CardiacConfig, *, resume: bool = False, progress: bool = 
         ACDCVolumeDataset,
         acdc_transforms,
     )
-    from ...train.loop import dist_env, fit_config, resolve_device
+    from ...train.loop import dist_env, fit_config, prepare_run_dir, resolve_device
 
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
+    prepare_run_dir(cfg, resume=resume, overwrite=overwrite, env=env)
     data = prepare_data(cfg)
-    run_dir = cfg.run_dir
-    if env.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
     ds_cls = ACDCSliceDataset if cfg.data.mode == "2d" else ACDCVolumeDataset
     size = tuple(cfg.data.spatial_size)
     train_set = ds_cls(data.train, transform=acdc_transforms(cfg.data.mode, size, cfg.data.pixel_spacing, train=True))

@@ -14,6 +14,10 @@ __all__ = ["ClassificationConfig", "ClassificationDataConfig", "ClassifierConfig
 #: the benchmarks ``data.dataset`` selects
 DATASETS = ("cifar10", "cifar100", "digits", "pacs")
 
+#: what ``data.root`` holds for the datasets without an embedded default (the one-line hint when it is null)
+ROOT_HINTS = {"cifar10": "<folder with cifar-10-batches-py/>", "cifar100": "<folder with cifar-100-python/>",
+              "pacs": "<folder with art_painting/ cartoon/ photo/ sketch/>"}
+
 
 class DigitsSyntheticConfig(Strict):
     """The embedded digits benchmark, written when ``data.root`` is null (dataset ``digits``)."""
@@ -96,7 +100,7 @@ class ClassificationConfig(ExperimentBase):
     def _checks(self) -> "ClassificationConfig":
         if self.data.root is None and self.data.dataset != "digits":
             raise ValueError(f"data.root: dataset {self.data.dataset!r} needs a dataset root (only dataset 'digits' has an "
-                             "embedded default)")
+                             f"embedded default); pass --set data.root={ROOT_HINTS[self.data.dataset]}")
         if self.data.val_fraction + self.data.test_fraction >= 1:
             raise ValueError("data.val_fraction + data.test_fraction must be < 1")
         if self.data.dataset == "pacs" and not self.data.target_domains:

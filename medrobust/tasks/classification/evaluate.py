@@ -150,11 +150,39 @@ def summarise(entry: Mapping[str, Any], table: str) -> dict[str, Any]:
     return out
 
 
-def _references(dataset: str) -> dict[str, Any]:
-    """Published reference numbers of the dataset's protocol (package data)."""
-    from ..base import references
+def _references(dataset: str, *, embedded: bool = False) -> tuple[dict[str, Any], str | None]:
+    """Published reference numbers of the dataset's protocol (package data) and the note on how their
+    protocol differs from the data evaluated (``embedded``: the embedded default; CIFAR-100 is compared
+    with CIFAR-10-C numbers)."""
+    from ...evaluate.report.references import protocol_note
+    from ..base import read_protocol
 
-    return references(__package__, {"cifar10": "cifar10c", "cifar100": "cifar10c"}.get(dataset, dataset))
+    proto = read_protocol(__package__, {"cifar10": "cifar10c", "cifar100": "cifar10c"}.get(dataset, dataset))
+    note = protocol_note(proto, embedded=embedded)
+    if dataset == "cifar100":
+        note = ("Protocol differs: the published numbers are CIFAR-10 / CIFAR-10-C results; this report evaluated "
+                "CIFAR-100. The two are not comparable.")
+    return proto.get("references", {}) or {}, note
+
+
+def _check_corrupted_root(root: Path, corruptions: Sequence[str], severities: Sequence[int]) -> None:
+    """Every corruption × severity the evaluation reads exists under ``root``: ``<c>.npy`` with
+    ``labels.npy`` (CIFAR-10-C layout: all five severities in one file) or ``<c>/<severity>/`` folders
+    (ImageNet-C layout); one line naming the missing paths."""
+    from ...evaluate.checks import check_dir, require_paths
+
+    check_dir(root, what="--corrupted-root", expected="CIFAR-10-C style <corruption>.npy + labels.npy or ImageNet-C "
+                                                      "style <corruption>/<severity>/<class>/ folders")
+    paths: list[Path] = []
+    for c in corruptions:
+        if (root / f"{c}.npy").is_file():
+            paths.append(root / "labels.npy")
+        else:
+            paths += [root / c / str(int(s)) for s in severities]
+    require_paths(paths, what=f"--corrupted-root {root}", kind="any",
+                  expected=f"for each of the corruptions {list(corruptions)}: <corruption>.npy + labels.npy (CIFAR-10-C "
+                           f"layout) or <corruption>/<severity>/<class>/ for the severities {list(severities)} "
+                           "(ImageNet-C layout)")
 
 
 # -------------------------------------------------------------------------------------- evaluation
@@ -180,18 +208,24 @@ def evaluate_classification(
     from ...config import apply_overrides, load_config, validate
     from .train import prepare_data
 
+    from ...evaluate.checks import check_dir, check_out_dir, check_runs
+    from ...evaluate.provenance import corruption_source, run_provenance
+
     if not runs:
         raise ValueError("evaluate: no runs given")
     from ...train.loop import resolve_device
 
+    check_out_dir(out_dir)
+    check_runs(runs)
     dev = resolve_device(device, what="--device")
     first = Path(next(iter(runs.values())))
-    if not (first / "config.yaml").is_file():
-        raise FileNotFoundError(f"{first}: no config.yaml (is this a run directory from `medrobust train`?)")
     cfg0 = load_config(first / "config.yaml", model=ClassificationConfig)
     if overrides:
         cfg0 = validate(apply_overrides(cfg0.model_dump(mode="json"), list(overrides)), source="--set", model=ClassificationConfig)
     ev = cfg0.evaluate
+    check_dir(cfg0.data.root, what="data.root", expected=f"the {cfg0.data.dataset} dataset folder")
+    if corrupted_root is not None and _corruption_list(ev.corruptions):
+        _check_corrupted_root(Path(corrupted_root), _corruption_list(ev.corruptions), list(ev.severities))
     data = prepare_data(cfg0)
     loaded = {name: load_run(path, device=dev, num_classes=data.num_classes) for name, path in runs.items()}
     datasets = {c.data.dataset for c, _ in loaded.values()}
@@ -229,16 +263,7 @@ def evaluate_classification(
     files_kind: dict[str, str] = {}
     if corrupted_root is not None and corruptions:
         root = Path(corrupted_root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"--corrupted-root {root}: folder does not exist")
-        for c in corruptions:
-            if (root / f"{c}.npy").is_file():
-                files_kind[c] = "npy"
-            elif (root / c).is_dir():
-                files_kind[c] = "folders"
-            else:
-                raise FileNotFoundError(f"--corrupted-root {root}: neither {c}.npy (CIFAR-10-C layout) nor "
-                                        f"{c}/<severity>/<class>/ (ImageNet-C layout) found")
+        files_kind = {c: "npy" if (root / f"{c}.npy").is_file() else "folders" for c in corruptions}
         source = f"files under {root}"
 
     def open_condition(kind: str, name: str | None, sev: int | None) -> tuple[int, Fetch, bool]:
@@ -294,7 +319,8 @@ def evaluate_classification(
         n = counts[key]
         return {"accuracy": correct[(m, key)] / n if n else float("nan"), "n": n}
 
-    results: dict[str, Any] = {"task": "classification", "dataset": cfg0.data.dataset, "run": str(out_dir), "models": {}}
+    results: dict[str, Any] = {"task": "classification", "dataset": cfg0.data.dataset,
+                               "runs": {m: str(p) for m, p in runs.items()}, "models": {}}
     normalised = table == "imagenet" and any(c in ALEXNET_ERRORS for c in corruptions)
     note = None
     if corruptions and not normalised:
@@ -309,6 +335,11 @@ def evaluate_classification(
         "corruption_source": source, "seed": ev.seed, "batch_size": bs,
         "normalisation": "alexnet" if normalised else "none",
         "domains": list(data.domains) if ev.domains else [], "note": note,
+        "corrupted_set": corruption_source(corrupted_root if corruptions else None, seed=ev.seed,
+                                           seeding=f"condition_seed(evaluate.seed, corruption, severity, first index "
+                                                   f"of the batch of {bs})"),
+        "test_root": str(getattr(data, "root", cfg0.data.root)) if getattr(data, "root", cfg0.data.root) else None,
+        "embedded_default": cfg0.data.root is None,
     }
     for m in loaded:
         entry: dict[str, Any] = {"clean": acc(m, ("clean", None, None))}
@@ -317,10 +348,13 @@ def evaluate_classification(
             entry["domains"] = {d: acc(m, ("domain", d, None)) for d in data.domains}
         entry["summary"] = summarise(entry, table if normalised else "none")
         entry["run_dir"] = str(runs[m])
+        entry["provenance"] = run_provenance(runs[m], checkpoint="best.pt", configured_steps=loaded[m][0].train.steps)
         results["models"][m] = entry
-    refs = _references(cfg0.data.dataset)
+    refs, ref_note = _references(cfg0.data.dataset, embedded=cfg0.data.root is None)
     if refs:
         results["references"] = refs
+        if ref_note:
+            results["references_note"] = ref_note
     titles = {"cifar10": "CIFAR-10 / CIFAR-10-C", "cifar100": "CIFAR-100 / CIFAR-100-C",
               "digits": "Digits (single-source domain generalisation)", "pacs": "PACS (leave-one-domain-out)"}
     write_classification_report(out_dir, results, title=f"Classification robustness: {titles.get(cfg0.data.dataset, cfg0.data.dataset)}")

@@ -14,10 +14,14 @@ import numpy as np
 from ...evaluate.report import (
     DASH,
     Section,
+    describe_source,
     fmt_pct,
     format_table,
+    label_grid,
     new_figure,
+    non_empty_columns,
     save_figure,
+    sources_section,
     write_report,
 )
 from .imagenet_c import ALEXNET_ERRORS
@@ -49,7 +53,7 @@ def comparison_table(results: Mapping[str, Any]) -> str:
             "Target domains acc (%)": fmt_pct(s.get("mean_domain_accuracy")),
             "Worst domain (%)": fmt_pct(s.get("worst_domain_accuracy")),
         })
-    return format_table(rows, cols)
+    return format_table(rows, non_empty_columns(rows, cols))
 
 
 def _acc_table(by: Mapping[str, Mapping[str, Any]], sevs: list[int]) -> str:
@@ -70,13 +74,31 @@ def classification_sections(results: Mapping[str, Any]) -> list[Section]:
     severity per model and, for ImageNet-C, the AlexNet-normalised CE per corruption."""
     proto = results.get("protocol") or {}
     models = results["models"]
-    lead = [f"**task:** {results.get('task')}, dataset {results.get('dataset')}  \n**run:** {results.get('run')}",
+    meta = [f"**task:** {results.get('task')}, dataset {results.get('dataset')}"]
+    if results.get("run") is not None:
+        meta.append(f"**run:** {results.get('run')}")
+    if isinstance(results.get("runs"), Mapping):
+        meta.append("**runs:** " + ", ".join(f"{n} = `{p}`" for n, p in results["runs"].items()))
+    corr = proto.get("corruptions") or []
+    source = describe_source(proto["corrupted_set"]) if isinstance(proto.get("corrupted_set"), Mapping) else \
+        f"{proto.get('corruption_source')}, seed {proto.get('seed')}"
+    lead = ["  \n".join(meta),
             f"Clean test: {proto.get('clean_test')} ({proto.get('n_clean')} images). "
-            f"Corruptions: {len(proto.get('corruptions') or [])} × severities {proto.get('severities')} "
-            f"({proto.get('corruption_source')}, table `{proto.get('table')}`, seed {proto.get('seed')})."]
+            + (f"Corruptions: {len(corr)} × severities {proto.get('severities')} ({source}; table `{proto.get('table')}`)."
+               if corr else "No corruptions evaluated.")]
     if proto.get("note"):
         lead.append(f"*{proto['note']}*")
     out = [Section(None, lead), Section("Comparison", comparison_table(results))]
+    lines = []
+    if proto.get("test_root") or proto.get("embedded_default"):
+        kind = "the embedded default" if proto.get("embedded_default") else "user data"
+        lines.append(f"Test data: `{proto.get('test_root')}` ({kind}), {proto.get('n_clean')} clean test images"
+                     + (f"; target domains {', '.join(proto['domains'])}" if proto.get("domains") else "") + ".")
+    if corr:
+        lines.append(f"Corrupted sets: {len(corr)} corruptions × severities {proto.get('severities')}, {source}.")
+    sources = sources_section(models, lines)
+    if sources.blocks()[1:]:
+        out.append(sources)
     if any(m.get("domains") for m in models.values()):
         doms: list[str] = []
         for m in models.values():
@@ -133,12 +155,7 @@ def _plot_accuracy_vs_severity(results: Mapping[str, Any], path: Path) -> Path |
             handles[name] = line
         ax.set_title(panel.replace("_", " "), fontsize=10, fontweight="bold" if i == 0 else None)
         ax.grid(True, alpha=0.3)
-    for k in range(len(panels), nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("severity (0 = clean)")
-    for row in axes:
-        row[0].set_ylabel("accuracy (%)")
+    label_grid(axes, len(panels), "severity (0 = clean)", "accuracy (%)")
     axes[0][0].set_xticks([0, 1, 2, 3, 4, 5])
     fig.legend(list(handles.values()), list(handles), loc="upper center", ncol=min(5, len(handles)), frameon=False,
                bbox_to_anchor=(0.5, 1.0))
@@ -172,6 +189,7 @@ def _plot_bars(results: Mapping[str, Any], key: str, path: Path, ylabel: str, in
                label=name, color=colors[j % len(colors)])
     ax.set_xticks(x)
     ax.set_xticklabels([s.replace("_", " ") for s in labels], rotation=35, ha="right", fontsize=8)
+    ax.set_xlabel("corruption" if key == "corruptions" else "test domain")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
     ax.grid(True, axis="y", alpha=0.3)
@@ -193,7 +211,8 @@ def write_classification_report(out_dir: str | os.PathLike[str], results: dict[s
         "domain_bars": _plot_bars(results, "domains", fig_dir / "domain_bars.png", "accuracy (%)", True),
     }
     return write_report(out_dir, title=title, sections=classification_sections(results), results=results,
-                        figures=figures, references=results.get("references"), files_key="files")
+                        figures=figures, references=results.get("references"),
+                        references_caveat=results.get("references_note"), files_key="files")
 
 
 # ---------------------------------------------------------------------------------------------- dfm

@@ -32,11 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...config import save_config
 from ...data.collate import collate_image_label
 from ...evaluate.inference import predict_dataset
 from ...train.steps import ClassificationAdapter
-from ..base import build_augment
+from ..base import build_augment, check_data_root
 from .config import DATASETS, ClassificationConfig
 
 __all__ = [
@@ -117,6 +116,7 @@ def _prepare_cifar(cfg: ClassificationConfig) -> ClassificationData:
 
     d = cfg.data
     assert d.root is not None
+    check_data_root(d.root, expected=f"a folder with the {d.dataset} python release")
     if d.image_size != 32:
         raise ValueError(f"data.image_size: CIFAR images are 32x32, got {d.image_size}")
     train = read_cifar(d.root, d.dataset, "train", d.cifar_label)
@@ -146,7 +146,7 @@ def _prepare_folders(cfg: ClassificationConfig) -> ClassificationData:
         write_synthetic_digits(root, size=s.size, seed=s.seed, target_fraction=s.target_fraction)
         sources = d.source_domains or [SOURCE_DOMAIN]
     else:
-        root = Path(d.root)
+        root = check_data_root(d.root, expected="a folder of <domain>/<class>/<image> files")
         sources = d.source_domains
     domains, classes = scan_domains(root)
     targets = d.target_domains
@@ -209,19 +209,16 @@ def _val_fn(val_set: Any, device: torch.device, batch_size: int):
     return validate
 
 
-def train_classification(cfg: ClassificationConfig, *, resume: bool = False, progress: bool = True,
-                         stop_after: int | None = None):
+def train_classification(cfg: ClassificationConfig, *, resume: bool = False, overwrite: bool = False,
+                         progress: bool = True, stop_after: int | None = None):
     """Train a classifier as configured; writes ``runs/<name>/{config.yaml, metrics.jsonl, last.pt,
     best.pt}`` and returns the loop's :class:`~medrobust.train.loop.FitResult` (metric ``val_acc``)."""
-    from ...train.loop import dist_env, fit_config, resolve_device
+    from ...train.loop import dist_env, fit_config, prepare_run_dir, resolve_device
 
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
+    prepare_run_dir(cfg, resume=resume, overwrite=overwrite, env=env)
     data = prepare_data(cfg)
-    run_dir = cfg.run_dir
-    if env.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data.num_classes)
     augment = build_augment(cfg.augment)  # DFM-X maps: .npy paths

@@ -124,13 +124,17 @@ def evaluate_driving(
         DrivingDataset,
         list_samples,
     )
+    from ...evaluate.checks import check_dir, check_out_dir, check_runs, require_paths
     from ...evaluate.metrics import confusion_matrix
+    from ...evaluate.provenance import corruption_source, run_provenance
     from .train import prepare_data
 
     if not runs:
         raise ValueError("evaluate: no runs given")
     from ...train.loop import resolve_device
 
+    check_out_dir(out_dir)
+    check_runs(runs)
     dev = resolve_device(device, what="--device")
     loaded = {name: load_run(path, device=dev) for name, path in runs.items()}
     cfg0: DrivingConfig = next(iter(loaded.values()))[0]
@@ -138,15 +142,13 @@ def evaluate_driving(
         cfg0 = validate(apply_overrides(cfg0.model_dump(mode="json"), list(overrides)), source="--set", model=DrivingConfig)
     ev = cfg0.evaluate
     data = prepare_data(cfg0)
-    croot = Path(corrupted_root) if corrupted_root is not None else None
-    if croot is not None and not croot.is_dir():
-        raise FileNotFoundError(f"--corrupted-root {croot}: folder not found")
+    croot = check_dir(corrupted_root, what="--corrupted-root",
+                      expected="<corruption>/<severity>/ folders, each a copy of the source validation set in its layout")
     corruptions = _resolve_corruptions(ev.corruptions, croot)
 
     def cap(samples: list[Any]) -> list[Any]:
         return samples[: ev.max_images] if ev.max_images else samples
 
-    val_split = cfg0.data.val_split
     source_resize = tuple(cfg0.data.eval_resize) if cfg0.data.eval_resize else None
     # (kind, name, severity, dataset, samples, resize)
     conditions: list[tuple[str, str, int | None, Any, tuple[int, int] | None]] = [
@@ -157,13 +159,24 @@ def evaluate_driving(
             ds = DrivingDataset(troot, dataset=tcfg.dataset, samples=cap(list_samples(troot, tcfg.dataset, tcfg.split)))
             conditions.append(("target", tname, None, ds, tuple(tcfg.resize) if tcfg.resize else None))
             domains[tname] = {"dataset": tcfg.dataset, "root": str(troot), "split": tcfg.split, "n_images": len(ds)}
+    if croot is not None and corruptions:
+        # the corrupted copy of every source validation image (and its label), at the same relative path
+        src = conditions[0][3].samples
+        expected = [croot / c / str(s) / p.relative_to(data.root) for c in corruptions for s in ev.severities
+                    for smp in src for p in (smp.image, smp.label) if p is not None]
+        require_paths(expected, what=f"--corrupted-root {croot}",
+                      expected=f"<corruption>/<severity>/<path under {data.root}> of each of the {len(src)} source "
+                               f"validation images and labels, for every corruption {corruptions} x severity "
+                               f"{list(ev.severities)}")
     for c in corruptions:
         for s in ev.severities:
             if croot is not None:
-                from ...data.driving import default_split
+                from ...data.driving import Sample
 
                 sub = croot / c / str(s)
-                samples = cap(list_samples(sub, data.source, val_split or default_split(data.source, "val")))
+                samples = [Sample(sub / smp.image.relative_to(data.root),
+                                  None if smp.label is None else sub / smp.label.relative_to(data.root), smp.name, smp.dataset)
+                           for smp in conditions[0][3].samples]
                 ds = DrivingDataset(sub, dataset=data.source, samples=samples)
             else:
                 ds = conditions[0][3]
@@ -202,10 +215,16 @@ def evaluate_driving(
             bar.update(1)
     bar.close()
 
-    results: dict[str, Any] = {"task": "driving", "run": str(out_dir), "class_names": list(CLASS_NAMES),
+    results: dict[str, Any] = {"task": "driving", "runs": {m: str(p) for m, p in runs.items()}, "class_names": list(CLASS_NAMES),
                                "metric": "IoU per Cityscapes train ID from one confusion matrix per condition "
                                          "(ground truth 0..18; 255 ignored); mIoU = mean over classes present",
-                               "domains": domains, "models": {}}
+                               "domains": domains,
+                               "protocol": {"corruptions": corruptions, "severities": list(ev.severities),
+                                            "corruption_source": corruption_source(
+                                                croot if corruptions else None, seed=ev.seed,
+                                                seeding="condition_seed(evaluate.seed, corruption, severity, image name)"),
+                                            "embedded_default": cfg0.data.root is None},
+                               "models": {}}
     n_by_cond = {(k, n, s): len(ds) for k, n, s, ds, _ in conditions}
     for mname in loaded:
         entry: dict[str, Any] = {
@@ -217,17 +236,23 @@ def evaluate_driving(
             "corruptions": {c: {str(s): summarize(cms[(mname, "corrupt", c, s)], CLASS_NAMES, n_by_cond[("corrupt", c, s)])
                                 for s in ev.severities} for c in corruptions},
             "run_dir": str(runs[mname]),
+            "provenance": run_provenance(runs[mname], checkpoint="best.pt", configured_steps=loaded[mname][0].train.steps),
         }
         results["models"][mname] = entry
-    refs = _references()
+    refs, ref_note = _references(embedded=cfg0.data.root is None)
     if refs:
         results["references"] = refs
+        if ref_note:
+            results["references_note"] = ref_note
     results["files"] = {k: str(v) for k, v in write_driving_report(out_dir, results, grid_rows).items()}
     return results
 
 
-def _references() -> dict[str, Any]:
-    """Published reference numbers of the GTA5 -> real protocol (``protocols/gta5_to_real.yaml``, package data)."""
-    from ..base import references
+def _references(*, embedded: bool = False) -> tuple[dict[str, Any], str | None]:
+    """Published reference numbers of the GTA5 -> real protocol (``protocols/gta5_to_real.yaml``, package
+    data) and the note on how their protocol differs from the data evaluated (``embedded``)."""
+    from ...evaluate.report.references import protocol_note
+    from ..base import read_protocol
 
-    return references(__package__, "gta5_to_real")
+    proto = read_protocol(__package__, "gta5_to_real")
+    return proto.get("references", {}) or {}, protocol_note(proto, embedded=embedded)

@@ -12,12 +12,15 @@ import numpy as np
 from ...evaluate.report import (
     DASH,
     Section,
+    describe_source,
     finite,
     fmt_pct,
     format_table,
+    label_grid,
     nan_mean,
     new_figure,
     save_figure,
+    sources_section,
     write_report,
 )
 
@@ -86,11 +89,25 @@ def _corruption_table(m: Mapping[str, Any]) -> str:
 
 def driving_sections(results: Mapping[str, Any]) -> list[Section]:
     """Lead, comparison, domains, per-class IoU per domain, mIoU by corruption and severity, notes."""
-    out = [Section(None, [f"**task:** driving  \n**run:** {results.get('run')}",
+    meta = ["**task:** driving"] + ([f"**run:** {results['run']}"] if results.get("run") is not None else [])
+    if isinstance(results.get("runs"), Mapping):
+        meta.append("**runs:** " + ", ".join(f"{n} = `{p}`" for n, p in results["runs"].items()))
+    out = [Section(None, ["  \n".join(meta),
                           "mIoU (%) over the 19 Cityscapes train IDs, from one confusion matrix per domain/condition "
                           "(pixels labelled 255 ignored). Corrupted mean = mean over corruptions × severities of the "
                           "source validation set."]),
            Section("Comparison", comparison_table(results))]
+    proto = results.get("protocol") or {}
+    lines = []
+    if proto.get("corruptions"):
+        lines.append(f"Corrupted sets: {len(proto['corruptions'])} corruptions × severities {proto.get('severities')} of "
+                     f"the source validation images, {describe_source(proto.get('corruption_source'))}.")
+    if "embedded_default" in proto:
+        lines.append("Data: the embedded procedural street scenes (data.root: null)." if proto["embedded_default"]
+                     else "Data: the dataset roots listed under Domains.")
+    sources = sources_section(results["models"], lines)
+    if sources.blocks()[1:]:
+        out.append(sources)
     doms = results.get("domains") or {}
     if doms:
         out.append(Section("Domains", format_table([[k, v.get("dataset", ""), str(v.get("n_images", "")), v.get("root", "")]
@@ -130,6 +147,7 @@ def plot_class_iou(results: Mapping[str, Any], path: str | Path) -> Path:
             ax.bar(x + (j - (len(models) - 1) / 2) * width, vals, width, color=colors[j % 10],
                    label=f"{mname} (mIoU {fmt_pct(s.get('miou'))})")
         ax.set_title(f"{panel}", fontsize=10)
+        ax.set_xlabel("class (Cityscapes train ID)")
         ax.set_ylabel("IoU (%)")
         ax.set_ylim(0, 100)
         ax.set_xticks(x)
@@ -166,10 +184,7 @@ def plot_miou_vs_severity(results: Mapping[str, Any], path: str | Path) -> Path 
         ax.grid(True, alpha=0.3)
         if i == 0:
             ax.legend(fontsize=7, frameon=False)
-    for k in range(len(corrs), nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
-    for row in axes:
-        row[0].set_ylabel("mIoU (%)")
+    label_grid(axes, len(corrs), "severity (0 = clean source)", "mIoU (%)")
     fig.tight_layout()
     return save_figure(fig, Path(path))
 
@@ -215,4 +230,4 @@ def write_driving_report(out_dir: str | Path, results: dict[str, Any], grid_rows
     # published mIoU values carry two decimals
     return write_report(out_dir, title=TITLE, sections=driving_sections(results), results=results, figures=figures,
                         references=results.get("references"), references_note="not produced by this repository",
-                        reference_decimals=2, files_key="files")
+                        reference_decimals=2, references_caveat=results.get("references_note"), files_key="files")

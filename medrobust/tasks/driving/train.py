@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...config import save_config
 from ...data.collate import collate_image_label
 from ...losses.segmentation import CrossEntropyIgnore
 from ...train.steps import SegmentationAdapter
-from ..base import build_augment
+from ..base import build_augment, check_data_root
 from .config import DomainConfig, DrivingConfig
 
 __all__ = [
@@ -156,7 +155,7 @@ def prepare_data(cfg: DrivingConfig) -> DrivingData:
 
     d = cfg.data
     synthetic = _ensure_synthetic(cfg) if d.root is None else {}
-    root = Path(d.root) if d.root is not None else synthetic["source"]
+    root = check_data_root(d.root, expected=f"a {d.source} folder") if d.root is not None else synthetic["source"]
     train = list_samples(root, d.source, d.train_split or default_split(d.source, "train"))
     val = list_samples(root, d.source, d.val_split or default_split(d.source, "val"))
     targets: dict[str, tuple[DomainConfig, Path]] = {}
@@ -189,22 +188,20 @@ def _val_fn(cfg: DrivingConfig, val_set: Any, device: torch.device):
     return validate
 
 
-def train_driving(cfg: DrivingConfig, *, resume: bool = False, progress: bool = True, stop_after: int | None = None):
+def train_driving(cfg: DrivingConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+                  stop_after: int | None = None):
     """Train on the source domain as configured.
 
     Writes ``runs/<name>/{config.yaml, metrics.jsonl, last.pt, best.pt}`` (best = highest source
     validation mIoU) and returns the :class:`~medrobust.train.loop.FitResult`.
     """
     from ...data.driving import DrivingDataset, driving_transforms
-    from ...train.loop import dist_env, fit_config, resolve_device
+    from ...train.loop import dist_env, fit_config, prepare_run_dir, resolve_device
 
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
+    prepare_run_dir(cfg, resume=resume, overwrite=overwrite, env=env)
     data = prepare_data(cfg)
-    run_dir = cfg.run_dir
-    if env.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
     d = cfg.data
     train_tf = driving_transforms(train=True, crop_size=tuple(d.crop_size), scale=tuple(d.scale), hflip=d.hflip,
                                   resize=tuple(d.resize) if d.resize else None)

@@ -20,6 +20,7 @@ from ...data.microscopy import (
 from ...models.blur_autoencoder import (
     BlurAutoencoder,
 )
+from ..base import check_data_root
 from .config import BlurConfig
 
 
@@ -66,7 +67,9 @@ def prepare_data(cfg: BlurConfig, root: str | Path | None = None) -> BlurData:
     ``root`` overrides ``cfg.data.root`` (evaluation on another folder: every stack is a test stack).
     """
     synthetic = root is None and cfg.data.root is None
-    data_root = _ensure_synthetic(cfg) if synthetic else Path(root if root is not None else cfg.data.root)  # type: ignore[arg-type]
+    data_root = _ensure_synthetic(cfg) if synthetic else (
+        check_data_root(root, key="--data-root", expected="a folder of focal stacks") if root is not None
+        else check_data_root(cfg.data.root, expected="a folder of focal stacks"))
     sources = discover_stacks(data_root, cfg.data.layout)
     if root is not None:
         split = {"train": sources, "val": sources, "test": sources}

@@ -101,10 +101,21 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
     from tqdm.auto import tqdm
 
     from ...augment.blur import defocus_blur, fit_gaussian_sigma
+    from ...evaluate.checks import check_dir, check_out_dir, missing_message
+    from ...evaluate.provenance import run_provenance
     from ...train.loop import resolve_device
 
     models = dict(checkpoint_or_run_dir) if isinstance(checkpoint_or_run_dir, Mapping) else {
         "latent": checkpoint_or_run_dir}
+    check_out_dir(out_dir)
+    missing = [str(p) for p in models.values()
+               if not (Path(p).is_file() or any((Path(p) / n).is_file() for n in ("model.pt", "best.pt", "last.pt")))]
+    if missing:
+        raise FileNotFoundError(missing_message("--run" if len(models) == 1 else f"--run ({len(models)} runs)", missing,
+                                                "a model.pt from `medrobust blur train`, or a run folder holding "
+                                                "model.pt, best.pt or last.pt", total=len(models)))
+    check_dir(data_root, what="data root (--data-root, or --corrupted-root of `medrobust evaluate`)",
+              expected="a folder of focal stacks")
     dev = resolve_device(device, what="--device")
     bundles = {name: load_blur_model(path, device=dev) for name, path in models.items()}
     first = next(iter(bundles.values()))
@@ -167,10 +178,17 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
 
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
+    def _steps(b: BlurModel) -> int | None:
+        steps = ((b.config or {}).get("train") or {}).get("steps") if isinstance(b.config, Mapping) else None
+        return int(steps) if isinstance(steps, int) else None
+
+    refs, ref_note = _published_references(embedded=bool(data.synthetic))
     results: dict[str, Any] = {
         "task": "microscopy",
-        "run": out_dir.name,
-        "models": {name: {"checkpoint": b.source, "reference_sigma": b.reference_sigma} for name, b in bundles.items()},
+        "runs": {name: str(path) for name, path in models.items()},
+        "models": {name: {"checkpoint": b.source, "reference_sigma": b.reference_sigma,
+                          "provenance": run_provenance(b.source, configured_steps=_steps(b))}
+                   for name, b in bundles.items()},
         "data": {"root": str(data.root), "split": cfg.evaluate.split if data_root is None else "all",
                  "stacks": [n for n, _ in stacks], "planes": data.planes, "crop": cfg.evaluate.crop,
                  "synthetic": data.synthetic, "intensity": intensity.to_dict()},
@@ -180,8 +198,10 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
         "deblur": ordered(debl.summary(positions), DEBLUR_METHODS[:1]),
         "linearity": {name: {"relative_deviation": float(np.mean([a for a, _ in v])),
                              "step_cosine": float(np.mean([c for _, c in v]))} for name, v in lin.items()},
-        "references": _published_references(),
+        "references": refs,
     }
+    if ref_note:
+        results["references_note"] = ref_note
     figures = []
     if cfg.evaluate.figure_stacks > 0 and stacks:
         figures.append(_plot_planes(bundles, stacks[: cfg.evaluate.figure_stacks], positions, fig_dir / "planes.png"))
@@ -196,8 +216,11 @@ def evaluate_blur_runs(runs: Mapping[str, str], *, out_dir: str | Path, override
     return evaluate_blur(dict(runs), out_dir, data_root=corrupted_root, overrides=overrides, device=device, progress=progress)
 
 
-def _published_references() -> dict[str, Any]:
-    """The published numbers of the focal-stack protocol (package data; today a note that none exist)."""
-    from ..base import references
+def _published_references(*, embedded: bool = False) -> tuple[dict[str, Any], str | None]:
+    """The published numbers of the focal-stack protocol (package data; today the citation and a note that
+    none exist) and the note on how its protocol differs from the data evaluated (``embedded``)."""
+    from ...evaluate.report.references import protocol_note
+    from ..base import read_protocol
 
-    return references(__package__, "focal_stacks")
+    proto = read_protocol(__package__, "focal_stacks")
+    return proto.get("references", {}) or {}, protocol_note(proto, embedded=embedded)

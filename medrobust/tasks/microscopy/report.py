@@ -11,6 +11,7 @@ import torch
 from ...evaluate.report import (
     Section,
     figures_section,
+    sources_section,
     format_table,
     new_figure,
     report_files,
@@ -83,9 +84,18 @@ def blur_sections(results: Mapping[str, Any], figures: Sequence[str | Path] = ()
         f"Fitted Gaussian sigmas (pixels) per plane: {sig}. Single-image reference blur σ (from training): {refs}.",
     ])
     out = [lead, per_plane, linearity]
+    sources = sources_section(results["models"], [f"Test data: {len(d['stacks'])} stack(s) of `{d['root']}`, split "
+                                                  f"`{d['split']}` ({'embedded synthetic default' if d['synthetic'] else 'user data'})."])
+    out.append(sources)
     if figures:
         out.append(figures_section({Path(f).stem: f for f in figures}, compact=True))
-    out.append(Section("Published reference", results["references"]["note"]))
+    refs = results["references"]
+    body = [str(refs["note"]).strip()] if refs.get("note") else []
+    if refs.get("citation"):
+        body.insert(0, f"Method: {str(refs['citation']).strip()}.")
+    if results.get("references_note"):
+        body.append(f"*{results['references_note']}*")
+    out.append(Section("Published reference", body))
     return out
 
 

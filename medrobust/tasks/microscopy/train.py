@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from ...config import save_config
 from ...data.microscopy import FocalStackPatches, Intensity, fold_channels, load_stack
 from ...evaluate.metrics import batch_psnr
 from ...io import atomic_write_json
@@ -59,7 +58,8 @@ def _collate_for(model_cfg: BlurModelConfig):
     return collate
 
 
-def train_blur(cfg: BlurConfig, *, resume: bool = False, progress: bool = True, stop_after: int | None = None):
+def train_blur(cfg: BlurConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+               stop_after: int | None = None):
     """Train the autoencoder as configured (``medrobust blur train``).
 
     Writes ``runs/<name>/{config.yaml, blur_meta.json, metrics.jsonl, last.pt, best.pt, model.pt}``;
@@ -69,12 +69,12 @@ def train_blur(cfg: BlurConfig, *, resume: bool = False, progress: bool = True, 
     """
     import json
 
-    from ...train.loop import dist_env, fit_config, resolve_device
+    from ...train.loop import dist_env, fit_config, prepare_run_dir, resolve_device
 
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
+    run_dir = prepare_run_dir(cfg, resume=resume, overwrite=overwrite, outputs=("blur_meta.json",), env=env)
     data = prepare_data(cfg)
-    run_dir = cfg.run_dir
     arrays = [load_stack(s, data.planes) for s in data.train]
     shapes = {a.shape[0] for a in arrays}
     if len(shapes) != 1:
@@ -102,8 +102,6 @@ def train_blur(cfg: BlurConfig, *, resume: bool = False, progress: bool = True, 
         meta = {"positions": data.positions, "reference_sigma": ref_sigma, "intensity": intensity.to_dict(),
                 "planes": data.planes, "data_root": str(data.root)}
     if env.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
         atomic_write_json(meta_path, meta)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
