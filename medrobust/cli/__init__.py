@@ -60,7 +60,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     resolve_device(args.device, what="--device")  # the cheap checks first: device, folders, then the runs
     check_out_folder(args.out)
     check_in_folder(args.corrupted_root, "--corrupted-root")
-    tasks = {run_task(path).name: run_task(path) for path in runs.values()}
+    tasks = {t.name: t for t in map(run_task, runs.values())}
     if len(tasks) != 1:
         raise ValueError(f"--run: runs of different tasks {sorted(tasks)} cannot be compared in one report")
     task = next(iter(tasks.values()))
