@@ -373,13 +373,29 @@ def packaged_configs() -> list[str]:
     return sorted(str(p.relative_to(PACKAGED_CONFIGS).with_suffix("")) for p in PACKAGED_CONFIGS.rglob("*.yaml"))
 
 
+#: Recipe folders of earlier releases -> their folder now (``configs/acdc/randconv.yaml`` is
+#: ``cardiac/randconv``, ``digits/baseline`` is ``classification/digits/baseline``).
+LEGACY_RECIPE_DIRS = {
+    "acdc": "cardiac",
+    "digits": "classification/digits",
+    "cifar10c": "classification/cifar10c",
+    "cifar10": "classification/cifar10c",
+    "pacs": "classification/pacs",
+    "microscopy_blur": "microscopy",
+}
+
+
 def resolve_config_path(path: str | os.PathLike[str]) -> Path:
     """``path`` when it exists, else the shipped recipe it names (``cardiac/randconv``,
-    ``configs/cardiac/randconv.yaml``), so recipes work from an installed wheel in any directory."""
+    ``configs/cardiac/randconv.yaml``, or an earlier release's folder name such as
+    ``configs/acdc/randconv.yaml``), so recipes work from an installed wheel in any directory."""
     p = Path(path)
     if p.exists():
         return p
     name = p.as_posix().removeprefix("configs/").removesuffix(".yaml")
+    head, _, rest = name.partition("/")
+    if rest and head in LEGACY_RECIPE_DIRS and not (PACKAGED_CONFIGS / f"{name}.yaml").is_file():
+        name = f"{LEGACY_RECIPE_DIRS[head]}/{rest}"
     shipped = PACKAGED_CONFIGS / f"{name}.yaml"
     if name and not p.is_absolute() and shipped.is_file():
         return shipped

@@ -115,9 +115,9 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
         res = train_cardiac(cfg, resume=resume, overwrite=not resume, progress=progress)
         print(f"[demo]   best val Dice {res.best_metric:.4f} at step {res.best_step}", flush=True)
         runs[name] = cfg.run_dir
+    grid = augment_grid(out / "augment_grid.png", seed=seed)
     print("[demo] evaluating on clean, ACDC-C (8 corruptions x 5 severities) and the shifted domain", flush=True)
-    results = evaluate_cardiac(runs, out_dir=out / "report", progress=progress)
-    augment_grid(out / "report" / "figures" / "augment_grid.png", seed=seed)
+    results = evaluate_cardiac(runs, out_dir=out / "report", progress=progress, extra_figures={"augment_grid": grid})
     print()
     print(comparison_table(results))
     print(f"\n[demo] done in {time.perf_counter() - t0:.0f} s; report: {results['files']['markdown']}")
