@@ -48,8 +48,11 @@ __all__ = [
     "ExperimentBase",
     "EvaluateBase",
     "TrainBase",
+    "SparseConfig",
     "ConsistencyConfig",
     "AFAConfig",
+    "DynTTAConfig",
+    "ObjectiveConfig",
 ]
 
 
@@ -127,6 +130,111 @@ class AFAConfig(Strict):
     dual_bn: bool = True  # auxiliary batch-norm statistics for AFA images (models with batch norm)
 
 
+class DynTTAConfig(Strict):
+    """``tta:``, DynTTA test-time enhancement in front of a frozen model (``medrobust tta train``;
+    :mod:`medrobust.tta`, METHODS.md section 7). The config's ``data``/``model`` sections describe the
+    frozen model's data and architecture (copied from the ``model`` run when one is given).
+
+    ``mode``: ``non_blind`` trains on the ``corruptions`` (probability ``p`` per image, severity drawn
+    from ``severities``), ``blind`` on AugMix images (``augmix``: the core's keyword arguments).
+    ``num_channels`` is filled in by the task (the frozen model's input channels)."""
+
+    model: str | None = None  # the frozen model's run folder (--model); null: model.weights (a local state_dict)
+    checkpoint: str = "best.pt"  # of the frozen run
+    mode: Literal["non_blind", "blind"] = "non_blind"
+    ops: Literal["all"] | list[str] = "all"  # medrobust.tta.op_names(num_channels) or a subset
+    predictor: Literal["small", "resnet18"] = "small"
+    predictor_weights: str | None = None  # resnet18: a local backbone state_dict (never downloaded)
+    num_channels: int | None = Field(None, ge=1)
+    corruptions: Literal["common", "all", "extra"] | list[str] = "common"
+    severities: list[int] = [1, 2, 3, 4, 5]
+    p: float = Field(15 / 16, ge=0, le=1)
+    table: Literal["auto", "imagenet", "cifar"] = "auto"  # corruption parameters; auto: cifar for <= 64 px
+    augmix: dict[str, Any] = {}
+    val_images: int = Field(512, ge=1)  # validation images (clean + shifted copy) that pick best.pt
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, v: list[int]) -> list[int]:
+        if not v or any(s < 1 or s > 5 for s in v):
+            raise ValueError(f"expected severities in 1..5, got {v}")
+        return sorted(set(v))
+
+    @field_validator("augmix")
+    @classmethod
+    def _augmix(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from .augment import validate as validate_core
+
+        if "name" in v:
+            raise ValueError("give the AugMix keyword arguments only (width, depth, severity, alpha, ops, all_ops, p)")
+        validate_core({"name": "augmix", **v}, where="tta.augmix")
+        return v
+
+
+class SparseConfig(Strict):
+    """``train.sparse``: dynamic sparse training (:mod:`medrobust.train.sparse`; METHODS.md section 6).
+
+    ``sparsity`` is the share of zero weights over all conv/linear weights; the mask changes every
+    ``update_every`` steps until ``end`` x ``train.steps``, dropping a share cosine-decayed from
+    ``drop_fraction``. ``dense_layers``: ``fnmatch`` patterns of weight names kept dense (one that
+    matches nothing fails when training starts). ``grow`` (MEST, GraNet): ``random`` or
+    ``gradient`` regrowth (default: MEST random, GraNet gradient); ``grad_weight``: MEST's λ in
+    ``|w| + λ|g|``; ``initial_density``: where GraNet's gradual pruning starts."""
+
+    method: Literal["set", "rigl", "mest", "granet"]
+    sparsity: float = Field(0.1, ge=0, lt=1)
+    distribution: Literal["erk", "uniform"] = "erk"
+    update_every: int = Field(100, ge=1)
+    drop_fraction: float = Field(0.3, ge=0, le=1)
+    end: float = Field(0.75, gt=0, le=1)
+    dense_first_layer: bool = True
+    dense_layers: list[str] = []
+    grow: Literal["random", "gradient"] | None = None
+    grad_weight: float = Field(1.0, ge=0)
+    initial_density: float = Field(0.8, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _grow_fits_method(self) -> "SparseConfig":
+        fixed = {"set": "random", "rigl": "gradient"}
+        if self.grow is not None and self.method in fixed and self.grow != fixed[self.method]:
+            raise ValueError(f"grow: {self.method} always regrows by {fixed[self.method]}; use mest or granet to choose")
+        return self
+
+
+class ObjectiveConfig(Strict):
+    """``objective:``, an extra training objective on a distorted copy ``x'`` of every batch
+    (:mod:`medrobust.train.objectives`; METHODS.md section 5), for any task.
+
+    ``stability``: ``L_task(x) + weight · stability_loss(f(x), f(x'), kind)``; ``fma``:
+    ``L_task(x') + weight · Σ_l d(F_l(x), F_l(x'))`` over ``layers`` (``named_modules()`` names, checked
+    when training starts). ``distortion`` is a core entry (checked by the registry), e.g.
+    ``{name: combined, members: [...]}``."""
+
+    name: Literal["stability", "fma"]
+    weight: float = Field(1.0, ge=0)
+    distortion: dict[str, Any] | list[dict[str, Any]]
+    layers: list[str] = []  # fma only
+    distance: Literal["l2", "l1", "cosine"] = "l2"  # fma only
+    kind: Literal["kl", "l2"] = "kl"  # stability only (l2: on embeddings / outputs)
+    detach_clean: bool = False  # stop the gradient through the clean branch (default: through both)
+
+    @field_validator("distortion")
+    @classmethod
+    def _distortion_entry(cls, v: Any) -> Any:
+        from .augment import validate as validate_core
+
+        validate_core(v, where="objective.distortion")
+        return v
+
+    @model_validator(mode="after")
+    def _layers_for_fma(self) -> "ObjectiveConfig":
+        if self.name == "fma" and not self.layers:
+            raise ValueError("layers: fma needs the names of the layers to compare, e.g. [net.features.2]")
+        if self.name == "stability" and self.layers:
+            raise ValueError("layers: only fma compares layers; drop them for stability")
+        return self
+
+
 class TrainBase(Strict):
     """The ``train:`` fields that :func:`medrobust.train.loop.fit_config` reads; every task's section
     subclasses it and overrides the defaults that differ."""
@@ -143,6 +251,9 @@ class TrainBase(Strict):
     ckpt_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    sparse: SparseConfig | None = None  # dynamic sparse training (medrobust.train.sparse)
+    init_from: str | None = None  # finetune from a run folder (its best.pt) or a checkpoint (medrobust.train.finetune)
+    freeze: list[str] = []  # module names (named_modules()) whose weights and BN statistics stay fixed
 
     @field_validator("device")
     @classmethod
@@ -231,6 +342,7 @@ class ExperimentBase(RunBase):
 
     augment: list[dict[str, Any]] = []
     consistency: ConsistencyConfig | None = None
+    objective: ObjectiveConfig | None = None  # stability training / FMA on a distorted view (any task)
 
     @field_validator("augment")
     @classmethod
@@ -249,6 +361,8 @@ class ExperimentBase(RunBase):
             raise ValueError("use either 'consistency' or 'afa' (AFA's consistency is afa.mode: jsd)")
         if self.consistency is not None and not self.augment:
             raise ValueError("consistency: needs at least one augmentation core in 'augment'")
+        if self.objective is not None and (self.consistency is not None or getattr(self, "afa", None) is not None):
+            raise ValueError("objective: use it without 'consistency' and 'afa' (it builds its own second view)")
         return self
 
 

@@ -203,7 +203,7 @@ def test_every_subcommand_has_a_description_and_every_flag_help(capsys):
     with pytest.raises(SystemExit):
         main(["corrupt", "--help"])
     out = capsys.readouterr().out
-    assert "--task {" + ",".join([*writers, "acdc", "cifar"]) + "}" in out
+    assert "--task {" + ",".join([*writers, "acdc", "cifar", "nifti"]) + "}" in out
     # train --help says where a run goes and what it holds
     with pytest.raises(SystemExit):
         main(["train", "--help"])

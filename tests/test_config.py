@@ -144,3 +144,14 @@ def test_checks_across_keys_name_their_keys_without_the_whole_config():
     msg = str(e.value)
     assert "data.root: dataset 'cifar10' needs a dataset root" in msg and "pass --set data.root=" in msg
     assert "<root>" not in msg and "{" not in msg.split("\n", 1)[1].replace("<folder", "")
+
+
+def test_recipes_resolve_by_their_earlier_folder_names(tmp_path, monkeypatch):
+    from medrobust.config import PACKAGED_CONFIGS, resolve_config_path
+
+    monkeypatch.chdir(tmp_path)  # as from an installed wheel: no configs/ folder here
+    assert resolve_config_path("configs/acdc/randconv.yaml") == PACKAGED_CONFIGS / "cardiac" / "randconv.yaml"
+    assert resolve_config_path("digits/baseline") == PACKAGED_CONFIGS / "classification" / "digits" / "baseline.yaml"
+    assert resolve_config_path("cardiac/gin") == PACKAGED_CONFIGS / "cardiac" / "gin.yaml"
+    with pytest.raises(ConfigError, match="acdc/nope: config file not found"):
+        resolve_config_path("acdc/nope")

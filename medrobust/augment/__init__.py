@@ -15,15 +15,18 @@ __all__ = ["BatchAugment", "check_input", "select_params", "REGISTRY", "Compose"
            "validate"]
 
 # the modules that define (and so register) cores
-from . import augmix, blur, dfm, fourier, gin, randconv  # noqa: E402,F401
+from . import augmix, blur, combined, dfm, fourier, gin, randconv  # noqa: E402,F401
 from .augmix import AugMix  # noqa: E402
 from .blur import DefocusBlur, LatentBlur  # noqa: E402
+from .combined import Combined  # noqa: E402
 from .corruptions import mri, natural  # noqa: E402,F401
 from .corruptions.natural import corrupt, corruption_names  # noqa: E402
 from .dfm import DFMX  # noqa: E402
 from .fourier import AmplitudeMix, BandFilter, FourierBasisNoise  # noqa: E402
 from .gin import GIN, IPA  # noqa: E402
 from .randconv import RandConv  # noqa: E402
+from .slaug import SLAug  # noqa: E402  (registers slaug)
 
-__all__ += ["AugMix", "DefocusBlur", "LatentBlur", "corrupt", "corruption_names", "DFMX", "AmplitudeMix",
+__all__ += ["AugMix", "Combined", "DefocusBlur", "LatentBlur", "corrupt", "corruption_names", "DFMX", "AmplitudeMix",
             "BandFilter", "FourierBasisNoise", "GIN", "IPA", "RandConv"]
+__all__ += ["SLAug"]

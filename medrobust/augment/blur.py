@@ -38,6 +38,7 @@ __all__ = [
     "psf_kernels",
     "defocus_blur",
     "fit_gaussian_sigma",
+    "fit_psf_radius",
     "LatentAutoencoder",
     "pad_to_multiple",
     "synthesize_blur",
@@ -88,6 +89,16 @@ def fit_gaussian_sigma(sharp: torch.Tensor | Sequence[torch.Tensor], target: tor
     different sizes; the error is averaged over all pixels). Grid search on ``[0, max_sigma]``, then
     ``refine`` finer grids around the best value.
     """
+    return fit_psf_radius(sharp, target, "gaussian", max_radius=max_sigma, steps=steps, refine=refine)
+
+
+def fit_psf_radius(sharp: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor | Sequence[torch.Tensor],
+                   kind: str = "gaussian", *, max_radius: float = 16.0, steps: int = 17, refine: int = 2) -> float:
+    """The PSF radius (disk radius / Gaussian sigma, pixels) minimising the MSE ``PSF_r(sharp) − target``
+    (``kind``: ``"disk"`` or ``"gaussian"``; arguments as :func:`fit_gaussian_sigma`)."""
+    if kind not in PSF_KINDS:
+        raise ValueError(f"kind: expected one of {PSF_KINDS}, got {kind!r}")
+    max_sigma = max_radius
     xs = [sharp] if isinstance(sharp, torch.Tensor) else list(sharp)
     ys = [target] if isinstance(target, torch.Tensor) else list(target)
     if len(xs) != len(ys) or not xs:
@@ -98,7 +109,7 @@ def fit_gaussian_sigma(sharp: torch.Tensor | Sequence[torch.Tensor], target: tor
     total = sum(a.numel() for a in xs)
     # one kernel size for every sigma and the images' spectra computed once: each trial is one
     # product and one inverse FFT (no per-size convolution set-up)
-    size = kernel_size(float(max_sigma), "gaussian")
+    size = kernel_size(float(max_sigma), kind)
     p = size // 2
     spectra = []
     for a in xs:
@@ -106,7 +117,7 @@ def fit_gaussian_sigma(sharp: torch.Tensor | Sequence[torch.Tensor], target: tor
         spectra.append((torch.fft.rfft2(ap), ap.shape[-2:], a.shape[-2:]))
 
     def err(s: float) -> float:
-        k = psf_kernels(torch.tensor([s], dtype=torch.float64), "gaussian", size, dtype=xs[0].dtype)[0]
+        k = psf_kernels(torch.tensor([s], dtype=torch.float64), kind, size, dtype=xs[0].dtype)[0]
         out = 0.0
         for (spec, (hp, wp), (h, w)), b in zip(spectra, ys):
             kspec = kernel_rfft2(k.to(device=b.device, dtype=b.dtype), (hp, wp))
@@ -153,11 +164,16 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 
 def synthesize_blur(model: LatentAutoencoder, x: torch.Tensor, reference: torch.Tensor,
-                    level: float | torch.Tensor) -> torch.Tensor:
+                    level: float | torch.Tensor, *, detail: bool = False) -> torch.Tensor:
     """``D((1 − t)·E(x) + t·E(reference))`` with ``t = level`` (a number or ``(N,)``), any image size.
 
     ``x`` and ``reference`` are ``(N, C, H, W)`` in the model's [0, 1] intensity space: the sharper and
     the more blurred image of the same field (``reference`` may be a PSF-blurred copy of ``x``).
+
+    ``detail=True`` adds back the autoencoder's own reconstruction residuals, interpolated like the
+    latents: ``+ (1 − t)·(x − D(E(x))) + t·(ref − D(E(ref)))``. ``t = 0`` then returns ``x`` exactly
+    and ``t = 1`` the reference exactly (the decoder's detail loss is cancelled at the end points);
+    in between and beyond, the residuals are mixed/extrapolated linearly in pixel space (3 decodes).
     """
     if x.shape != reference.shape:
         raise ValueError(f"x {tuple(x.shape)} and reference {tuple(reference.shape)} must have the same shape")
@@ -167,7 +183,12 @@ def synthesize_blur(model: LatentAutoencoder, x: torch.Tensor, reference: torch.
     z = model.encode(torch.cat([xp, rp]))
     t = torch.as_tensor(level, dtype=z.dtype, device=z.device).reshape(-1)
     t = t.expand(n) if t.numel() == 1 else t
-    y = model.decode(torch.lerp(z[:n], z[n:], t.view(-1, *([1] * (z.ndim - 1)))))
+    zt = torch.lerp(z[:n], z[n:], t.view(-1, *([1] * (z.ndim - 1))))
+    if not detail:
+        return model.decode(zt)[..., :h, :w]
+    y, rx, rr = model.decode(torch.cat([zt, z])).split([n, n, n])
+    tv = t.to(y.dtype).view(-1, 1, 1, 1)
+    y = y + (1 - tv) * (xp - rx) + tv * (rp - rr)
     return y[..., :h, :w]
 
 
@@ -240,6 +261,8 @@ class LatentBlur(BatchAugment):
         reference_sigma: Gaussian sigma (pixels) of the reference blur ``G_σ`` (required; stored with
             a trained model).
         p: probability per sample of being blurred.
+        detail: add back the autoencoder's reconstruction residuals (``t = 0`` returns the input
+            exactly; see :func:`synthesize_blur`).
 
     Inputs are images ``(N, C, H, W)`` in [0, 1] normalised as the model's training data; channels
     are processed one by one by a single-channel model. The network runs on the input's device in
@@ -250,8 +273,9 @@ class LatentBlur(BatchAugment):
     data_args = ("model",)
 
     def __init__(self, model: LatentAutoencoder, levels: float | tuple[float, float] = (0.0, 1.5),
-                 reference_sigma: float | None = None, p: float = 1.0) -> None:
+                 reference_sigma: float | None = None, p: float = 1.0, detail: bool = False) -> None:
         super().__init__(p=p)
+        self.detail = bool(detail)
         if model is None:
             raise ValueError("model: required (a trained linear-latent autoencoder)")
         if isinstance(model, (str, bytes, os.PathLike)):
@@ -295,8 +319,8 @@ class LatentBlur(BatchAugment):
             raise ValueError(f"x: the autoencoder takes {model.in_channels} channel(s), got {c}")
         ref = defocus_blur(xf, self.reference_sigma, "gaussian")
         with torch.no_grad():
-            y = synthesize_blur(model, xf, ref, level)
+            y = synthesize_blur(model, xf, ref, level, detail=self.detail)
         return y.reshape(x.shape).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels}, reference_sigma={self.reference_sigma}, p={self.p}"
+        return f"levels={self.levels}, reference_sigma={self.reference_sigma}, detail={self.detail}, p={self.p}"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .augment import bench_augment
+from .benchmark import bench_benchmark
 from .blur import bench_blur
 from .cardiac import bench_cardiac
 from .classification import bench_classification
@@ -20,6 +21,10 @@ from .common import dump_json, environment, format_table, print_table, timeit
 from .corruptions import bench_corruptions
 from .driving import bench_driving
 from .fourier import bench_fourier
+from .mri import bench_mri
+from .objectives import bench_objectives
+from .sparse import bench_sparse
+from .tta import bench_tta
 
 __all__ = ["BENCHES", "dump_json", "environment", "format_table", "print_table", "timeit"]
 
@@ -30,6 +35,11 @@ BENCHES: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "fourier": bench_fourier,
     "classification": bench_classification,
     "corruptions": bench_corruptions,
+    "mri": bench_mri,
     "driving": bench_driving,
     "blur": bench_blur,
+    "benchmark": bench_benchmark,
+    "sparse": bench_sparse,
+    "objectives": bench_objectives,
+    "tta": bench_tta,
 }

@@ -1,4 +1,4 @@
-"""Command line: ``medrobust train | evaluate | corrupt | bench | demo``.
+"""Command line: ``medrobust train | evaluate | corrupt | benchmark | tta | analyze | bench | blur | demo``.
 
 Each subcommand has ``--help``. Configs are YAML files (see ``configs/``); ``--set a.b=c`` overrides
 any key. Errors in inputs are reported in one line naming the file/key and exit with status 2.
@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import nifti as nifti_cli
 from .common import check_in_folder, check_out_folder, parse_runs, report_training
 
 __all__ = ["main", "build_parser"]
@@ -64,8 +65,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if len(tasks) != 1:
         raise ValueError(f"--run: runs of different tasks {sorted(tasks)} cannot be compared in one report")
     task = next(iter(tasks.values()))
+    from .tta import evaluate_kwargs
+
     results = task.evaluate(runs, out_dir=args.out, overrides=args.overrides, corrupted_root=args.corrupted_root,
-                            device=args.device, progress=not args.no_progress)
+                            device=args.device, progress=not args.no_progress, **evaluate_kwargs(args, task))
     print(task.table(results))
     print(f"report: {results['files'].get('markdown')}")
     return 0
@@ -75,6 +78,10 @@ def cmd_corrupt(args: argparse.Namespace) -> int:
     from ..corrupt import parse_severities
     from ..tasks import TASKS, get_task
 
+    if args.task == nifti_cli.TASK_NAME:  # any folder of NIfTI volumes (--images/--labels), not a task
+        return nifti_cli.cmd_corrupt_nifti(args)
+    if args.root is None:
+        raise ValueError(f"--root: required with --task {args.task} (the dataset root in its public layout)")
     writers = sorted(n for n, t in TASKS.items() if t.corrupt is not None)
     task = get_task(_CORRUPT_ALIASES.get(args.task, args.task), where="--task")
     if task.corrupt is None:
@@ -130,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", choices=sorted(BENCHES), help="what to benchmark: augment (RandConv/GIN/IPA cores), "
                    "cardiac (training step, MRI corruptions), classification and driving (training and inference "
                    "throughput), corruptions (the natural corruptions vs imagecorruptions), fourier (AFA planar "
-                   "waves, amplitude mixing, band filter), blur (defocus synthesis, training step)")
+                   "waves, amplitude mixing, band filter), blur (defocus synthesis, deconvolution, training step), mri (MRI "
+                   "artifacts vs TorchIO/MONAI), benchmark (the `medrobust benchmark` pipeline vs reading -C JPEGs), "
+                   "sparse (mask maintenance), objectives (stability/FMA step cost), tta (DynTTA enhancement)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per row (median reported)")
     p.add_argument("--quick", action="store_true", help="tiny inputs (smoke test)")
@@ -174,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the corrupted test sets written by `medrobust corrupt` (cardiac, driving) or the public "
                         "CIFAR-10-C files (classification) instead of corrupting on the fly; microscopy: another data "
                         "folder to evaluate on")
+    p.add_argument("--tta", action="append", metavar="[NAME=]DIR",
+                   help="a DynTTA run from `medrobust tta train` (repeatable): every --run model is also evaluated "
+                        "behind this enhancer, as MODEL+NAME (classification)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
@@ -181,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..tasks import TASKS
 
     writers = [n for n, t in TASKS.items() if t.corrupt is not None]
-    choices = [*writers, *(a for a, n in _CORRUPT_ALIASES.items() if n in writers)]
+    choices = [*writers, *(a for a, n in _CORRUPT_ALIASES.items() if n in writers), nifti_cli.TASK_NAME]
     p = sub.add_parser(
         "corrupt", help="write a corrupted copy of a dataset (ACDC-C, CIFAR-10-C), resumable",
         description="Write a corrupted copy of a test set once (fixed seed per corruption, severity and case), for "
@@ -191,9 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cardiac (ACDC layout: a NIfTI copy per corruption/severity) or classification (CIFAR-10 "
                         "test batch -> CIFAR-10-C <corruption>.npy + labels.npy); the earlier names "
                         f"{' and '.join(a for a in choices if a not in writers)} still work")
-    p.add_argument("--root", required=True, metavar="DIR",
+    p.add_argument("--root", metavar="DIR",
                    help="dataset root in its public layout (ACDC: ROOT/training, ROOT/testing; CIFAR-10: the folder "
-                        "with test_batch or cifar-10-batches-py/)")
+                        "with test_batch or cifar-10-batches-py/); not with --task nifti")
+    nifti_cli.add_arguments(p)
     p.add_argument("--out", required=True, metavar="DIR",
                    help="output folder (created): cardiac OUT/<corruption>/<severity>/<ACDC layout>, classification "
                         "OUT/<corruption>.npy + labels.npy; and OUT/manifest.json")
@@ -229,6 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
     from .blur import add_blur_parser
 
     add_blur_parser(sub)
+
+    from .tta import add_parser as add_tta_parser
+
+    add_tta_parser(sub)
+
+    from .benchmark import add_parser as add_benchmark_parser
+
+    add_benchmark_parser(sub)
+
+    from .analyze import add_parser as add_analyze_parser
+
+    add_analyze_parser(sub)
 
     p = sub.add_parser(
         "demo", help="the main job on the embedded default: train baseline and RandConv, evaluate both",

@@ -18,14 +18,15 @@ the reader reads (Info.cfg, the ED/ES images and ``_gt`` labels). Output::
     OUT/<corruption>/<severity>/<subset>/patientXXX/...    same relative layout, Info.cfg copied
     OUT/manifest.json                                      settings, parameter table, per-file seeds
 
-Each image volume ``(X, Y, Z)`` (Z = slices) is normalised to [0, 1] with ``lo = min`` and
-``hi = 99.8th percentile`` (values above ``hi`` saturate), transposed to ``(1, 1, Z, X, Y)`` so the
-in-plane axes are last, corrupted with the ``mri_<corruption>`` core (as
-:func:`~medrobust.augment.corruptions.mri.corrupt_mri` does; one volume per call, the core
-vectorises over its slices) on ``device``, mapped back to ``lo + y * (hi - lo)`` and transposed
-back. It is saved with the original affine and header: integer inputs keep their dtype (rounded
-and clipped to its range), others are saved as float32 (float64 stays float64). Files are
-gzip-compressed with a zero timestamp and written atomically.
+Each image volume is corrupted and saved by the implementation shared with ``corrupt --task nifti``
+(:mod:`medrobust.corrupt.nifti`: :func:`~medrobust.corrupt.nifti.corrupt_volume`,
+:func:`~medrobust.corrupt.nifti.save_like`): the core runs on the volume normalised to ``[min,
+p99.8]`` and arranged as ``(1, 1, Z, X, Y)`` (in-plane axes last), its change is mapped back and added
+to the unclipped original (the normalisation is undone exactly; nothing is clipped), and the result is
+saved as float32 with slope 1 / inter 0 and the input's header otherwise unchanged. (Format 1, before
+this, wrote the input's integer dtype with the scale factors reset, which rounded away the corruption
+of scaled int16 scans, and clipped every voxel above p99.8.) Blur and resolution loss use the in-plane
+voxel size from the header.
 
 Seeds and resume (see :mod:`medrobust.corrupt.common`): each image's seed is
 ``derive_seed(seed, corruption, severity, relative path)``, recorded in the manifest. A rerun into
@@ -37,40 +38,29 @@ batch, which would make a file's bytes depend on which others were written with 
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..augment.corruptions.mri import NAMES, parameter_table
+from ..augment.corruptions.mri import NAMES
 from ..data.acdc import read_patient
-from ..io import atomic_path
 from .common import (
-    MANIFEST_NAME,
     check_device,
     check_out,
     check_seed,
-    check_targets,
-    corrupt_batch,
-    derive_seed,
     parse_corruptions,
     parse_severities,
     prepare_output,
-    start_output,
-    write_manifest,
 )
+from .nifti import PERCENTILE, volume_settings, write_volumes
 
 __all__ = ["PERCENTILE", "SUBSETS", "corrupt_acdc"]
 
 SUBSETS = ("training", "testing")
-FORMAT_VERSION = 1
-PERCENTILE = 99.8
 _PATIENT = re.compile(r"^patient\d+$")
 
 
@@ -98,82 +88,7 @@ def _scan(root: Path, patients: Sequence[Path], progress: bool) -> list[tuple[st
     return sorted(found.items())
 
 
-# -- one volume -----------------------------------------------------------------------------------
-def _load(path: Path) -> tuple[Any, np.ndarray]:
-    import nibabel as nib
-
-    try:
-        img = nib.load(str(path))
-        data = np.asarray(img.get_fdata(dtype=np.float64))
-    except Exception as err:  # nibabel raises several types for broken files
-        raise ValueError(f"cannot read NIfTI image {path}: {err}") from err
-    if not np.isfinite(data).all():
-        raise ValueError(f"NIfTI image {path} contains NaN or Inf values")
-    return img, data
-
-
-def _corrupt_volume(data: np.ndarray, corruption: str, severity: int, seed: int, path: Path,
-                    device: torch.device) -> np.ndarray:
-    """Normalise, corrupt on ``device`` (in-plane = first two NIfTI axes) and map back; same shape, float64."""
-    shape = data.shape
-    vol = data
-    if vol.ndim == 4 and vol.shape[3] == 1:
-        vol = vol[..., 0]
-    elif vol.ndim == 2:
-        vol = vol[..., None]
-    if vol.ndim != 3:
-        raise ValueError(f"{path}: expected a 3D image (X, Y, Z), got shape {shape}")
-    lo = float(vol.min())
-    hi = float(np.percentile(vol, PERCENTILE))
-    if hi <= lo:
-        hi = float(vol.max())
-    scale = hi - lo if hi > lo else 1.0
-    x = np.clip((vol - lo) / scale, 0.0, 1.0).transpose(2, 0, 1)  # (Z, X, Y)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
-    y = corrupt_batch(f"mri_{corruption}", xt, severity, seed, device)[0, 0].double().numpy()
-    out = lo + y.transpose(1, 2, 0) * scale
-    return out.reshape(shape)
-
-
-def _save(out: np.ndarray, ref: Any, dest: Path) -> None:
-    """Save ``out`` with ``ref``'s affine/header, deterministically (gzip mtime 0), atomically."""
-    dtype = np.dtype(ref.get_data_dtype())
-    slope, inter = ref.header.get_slope_inter()
-    scaled = (slope is not None and slope != 1.0) or (inter is not None and inter != 0.0)
-    if np.issubdtype(dtype, np.integer) and not scaled:
-        info = np.iinfo(dtype)
-        arr = np.clip(np.rint(out), info.min, info.max).astype(dtype)
-    else:
-        dtype = np.dtype(np.float64 if dtype == np.float64 else np.float32)
-        arr = out.astype(dtype)
-    header = ref.header.copy()
-    header.set_data_dtype(dtype)
-    img = type(ref)(arr, ref.affine, header=header)
-    img.header.set_slope_inter(1.0, 0.0)
-    raw = img.to_bytes()
-    with atomic_path(dest) as tmp, open(tmp, "wb") as f:
-        f.write(gzip.compress(raw, compresslevel=1, mtime=0) if dest.name.endswith(".gz") else raw)
-
-
-def _copy(src: Path, dest: Path) -> None:
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)
-
-
 # -- main entry -----------------------------------------------------------------------------------
-def _settings(corruptions: list[str], severities: list[int], seed: int) -> dict[str, Any]:
-    table = parameter_table()
-    return {
-        "format_version": FORMAT_VERSION,
-        "corruptions": corruptions,
-        "severities": severities,
-        "seed": seed,
-        "normalisation": f"per volume: (v - min) / (p{PERCENTILE} - min), clipped to [0, 1]",
-        "layout": "(X, Y, Z) -> (1, 1, Z, X, Y): in-plane = last two dims",
-        "parameter_table": {c: table[c] for c in corruptions},
-    }
-
-
 def corrupt_acdc(
     root: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -211,8 +126,6 @@ def corrupt_acdc(
         ValueError: unknown corruption, severity outside 1..5, bad device, a target under ``out``
             that is or goes through a symlink (naming it).
     """
-    from tqdm.auto import tqdm
-
     root_p, out_p = Path(root), Path(out)
     names = parse_corruptions(corruptions, NAMES, prefix="mri_")
     sevs = parse_severities(severities)
@@ -228,49 +141,8 @@ def corrupt_acdc(
             " (or testing/)"
         )
 
-    settings = _settings(names, sevs, seed)
+    settings = volume_settings("acdc", names, sevs, seed)
     prepare_output(out_p, settings, overwrite=overwrite, what="a corrupted dataset")  # resume = skip present files
     files = _scan(root_p, patients, progress)  # every patient checked before anything is written
-    check_targets(out_p, [MANIFEST_NAME, *(f"{c}/{s}/{rel}" for c in names for s in sevs for rel, _ in files)])
-    start_output(out_p)  # temporaries of a killed earlier run
-    manifest: dict[str, Any] = {"settings": settings, "source": str(root_p.resolve()), "complete": False, "files": []}
-    manifest_path = write_manifest(out_p, manifest)  # written first, so an interrupted run can resume
-
-    jobs = [(c, s, rel, kind) for c in names for s in sevs for rel, kind in files]
-    entries: list[dict[str, Any]] = []
-    written = skipped = 0
-    cache: tuple[str, Any, np.ndarray] | None = None  # last image read (reused across corruptions)
-    # image-major order so one volume is read once per (corruption, severity) sweep
-    jobs.sort(key=lambda j: (j[2], j[0], j[1]))
-    for corruption, severity, rel, kind in tqdm(jobs, desc="ACDC-C", unit="file", disable=not progress):
-        dest_rel = f"{corruption}/{severity}/{rel}"
-        dest = out_p / dest_rel
-        entry: dict[str, Any] = {
-            "path": dest_rel, "source": rel, "kind": kind, "corruption": corruption, "severity": severity
-        }
-        if kind == "image":
-            entry["seed"] = derive_seed(seed, corruption, severity, rel)
-        entries.append(entry)
-        if dest.exists() and not overwrite:
-            skipped += 1
-            continue
-        src = root_p / rel
-        if kind != "image":
-            _copy(src, dest)
-        else:
-            if cache is None or cache[0] != rel:
-                cache = (rel, *_load(src))
-            _, ref, data = cache
-            _save(_corrupt_volume(data, corruption, severity, entry["seed"], src, dev), ref, dest)
-        written += 1
-
-    entries.sort(key=lambda e: e["path"])
-    manifest.update(complete=True, files=entries)
-    write_manifest(out_p, manifest)
-    return {
-        "out": str(out_p),
-        "manifest": str(manifest_path),
-        "written": written,
-        "skipped": skipped,
-        "total": len(entries),
-    }
+    return write_volumes(root_p, files, out_p, names=names, severities=sevs, seed=seed, settings=settings,
+                         overwrite=overwrite, progress=progress, device=dev, desc="ACDC-C")

@@ -2,9 +2,18 @@
 
 Architecture (the original's, with configurable widths): an encoder of stride-2 blocks
 ``Conv 3×3 → norm → LeakyReLU`` (64, 128, 256, 512, 1024 channels in the paper: a spatial latent
-1024×4×4 for a 128×128 crop), a mirrored decoder of ``ConvTranspose 3×3 (stride 2) → norm → LeakyReLU``
-blocks, and a final ``ConvTranspose → norm → LeakyReLU → Conv 3×3 → sigmoid`` back to the input
-channels. The latent is the encoder's last activation.
+1024×4×4 for a 128×128 crop), a mirrored decoder of ×2 up-sampling blocks ``up → norm → LeakyReLU``,
+and a final ``up → norm → LeakyReLU → Conv 3×3 → sigmoid`` back to the input channels. The latent is
+the encoder's last activation. The up-sampling (``decoder``):
+
+* ``"transpose"`` — the original's ``ConvTranspose 3×3, stride 2``. Its kernel overlaps unevenly
+  (2 taps on even, 1 on odd output pixels), so it paints a period-2 checkerboard (a spectral peak at
+  0.5 cycles/px) that training only partly removes. Checkpoints without a ``decoder`` entry are this.
+* ``"resize"`` (the default of new configs) — nearest ×2 resize then ``Conv 3×3``
+  (resize-convolution, Odena et al., Distill 2016): every output pixel sees the same taps, no
+  checkerboard by construction on flat inputs.
+* ``"subpixel"`` — ``Conv 3×3`` to 4× channels then ``PixelShuffle(2)`` (Shi et al., 2016) with the
+  ICNR initialisation (Aitken et al., 2017), which starts checkerboard-free.
 
 Training makes the latent path between focal planes linear. For a focal stack with planes
 ``x_0`` (in focus) … ``x_{P−1}`` (most blurred) at blur positions ``t_0 = 0 < … < t_{P−1} = 1`` and a
@@ -36,13 +45,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..augment.blur import LatentBlur, pad_to_multiple, synthesize_blur  # the pure latent maths lives in augment
+from ..augment.blur import (  # the pure latent maths lives in augment
+    LatentBlur,
+    pad_to_multiple,
+    synthesize_blur,
+)
 
 __all__ = [
     "BlurAutoencoder",
     "BlurModel",
     "PAPER_WIDTHS",
     "TRIPLET_SCHEMES",
+    "DECODERS",
     "plane_triplets",
     "triplet_alphas",
     "interpolate_latents",
@@ -61,6 +75,8 @@ __all__ = [
 #: channel widths of the original (5 stride-2 blocks, latent 1024×4×4 at 128×128)
 PAPER_WIDTHS: tuple[int, ...] = (64, 128, 256, 512, 1024)
 TRIPLET_SCHEMES: tuple[str, ...] = ("endpoints", "midpoints", "all")
+#: up-sampling layers of the decoder (see the module docstring)
+DECODERS: tuple[str, ...] = ("transpose", "resize", "subpixel")
 MODEL_FORMAT = "medrobust.blur_autoencoder"
 
 
@@ -74,6 +90,30 @@ def _norm(kind: str, ch: int) -> nn.Module:
     raise ValueError(f"norm: expected 'batch', 'group' or 'none', got {kind!r}")
 
 
+def _icnr_(weight: torch.Tensor, scale: int = 2) -> None:
+    """ICNR initialisation of a sub-pixel conv ``(out·s², in, k, k)``: the ``s²`` sub-filters of each
+    output channel start equal, so the shuffled output is a nearest-neighbour up-sampling (no checkerboard)."""
+    out = weight.shape[0] // (scale * scale)
+    sub = torch.empty(out, *weight.shape[1:])
+    nn.init.kaiming_normal_(sub, a=0.01)
+    with torch.no_grad():
+        weight.copy_(sub.repeat_interleave(scale * scale, dim=0))
+
+
+def _up(kind: str, a: int, b: int) -> nn.Module:
+    """×2 up-sampling from ``a`` to ``b`` channels (``kind`` in :data:`DECODERS`)."""
+    if kind == "transpose":
+        return nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1)
+    if kind == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(a, b, 3, padding=1))
+    if kind == "subpixel":
+        conv = nn.Conv2d(a, 4 * b, 3, padding=1)
+        _icnr_(conv.weight)
+        nn.init.zeros_(conv.bias)
+        return nn.Sequential(conv, nn.PixelShuffle(2))
+    raise ValueError(f"decoder: expected one of {DECODERS}, got {kind!r}")
+
+
 class BlurAutoencoder(nn.Module):
     """Plain convolutional autoencoder with a spatial latent (no skip connections).
 
@@ -82,9 +122,12 @@ class BlurAutoencoder(nn.Module):
         widths: encoder widths, one stride-2 block each (``len(widths)`` halvings; inputs must be
             divisible by ``2**len(widths)`` — :func:`pad_to_multiple` handles other sizes).
         norm: ``"batch"`` (the original), ``"group"`` or ``"none"``.
+        decoder: ``"transpose"`` (the original's transposed convolutions), ``"resize"``
+            (resize-convolution) or ``"subpixel"`` (pixel shuffle, ICNR-initialised); see the module docstring.
     """
 
-    def __init__(self, in_channels: int = 1, widths: Sequence[int] = PAPER_WIDTHS, norm: str = "batch") -> None:
+    def __init__(self, in_channels: int = 1, widths: Sequence[int] = PAPER_WIDTHS, norm: str = "batch",
+                 decoder: str = "transpose") -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if not widths or any(w < 1 for w in widths):
@@ -92,7 +135,9 @@ class BlurAutoencoder(nn.Module):
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels: expected a positive int, got {in_channels!r}")
         _norm(norm, widths[0])  # validates
-        self.in_channels, self.widths, self.norm = in_channels, widths, norm
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder: expected one of {DECODERS}, got {decoder!r}")
+        self.in_channels, self.widths, self.norm, self.decoder_kind = in_channels, widths, norm, decoder
         enc: list[nn.Module] = []
         ch = in_channels
         for w in widths:
@@ -102,11 +147,10 @@ class BlurAutoencoder(nn.Module):
         rev = widths[::-1]
         dec: list[nn.Module] = []
         for a, b in zip(rev[:-1], rev[1:]):
-            dec.append(nn.Sequential(nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1), _norm(norm, b),
-                                     nn.LeakyReLU()))
+            dec.append(nn.Sequential(_up(decoder, a, b), _norm(norm, b), nn.LeakyReLU()))
         self.decoder = nn.Sequential(*dec)
         self.final_layer = nn.Sequential(
-            nn.ConvTranspose2d(widths[0], widths[0], 3, stride=2, padding=1, output_padding=1), _norm(norm, widths[0]),
+            _up(decoder, widths[0], widths[0]), _norm(norm, widths[0]),
             nn.LeakyReLU(), nn.Conv2d(widths[0], in_channels, 3, padding=1), nn.Sigmoid())
 
     @property
@@ -116,7 +160,8 @@ class BlurAutoencoder(nn.Module):
 
     @property
     def hparams(self) -> dict[str, Any]:
-        return {"in_channels": self.in_channels, "widths": list(self.widths), "norm": self.norm}
+        return {"in_channels": self.in_channels, "widths": list(self.widths), "norm": self.norm,
+                "decoder": self.decoder_kind}
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] % self.factor or x.shape[-1] % self.factor:
@@ -222,16 +267,18 @@ def blur_losses(model: nn.Module, planes: torch.Tensor, triplets: Sequence[tuple
 
 
 # ------------------------------------------------------------------------------------------- inference
-def deblur(model: BlurAutoencoder, x: torch.Tensor, reference: torch.Tensor, strength: float | torch.Tensor) -> torch.Tensor:
+def deblur(model: BlurAutoencoder, x: torch.Tensor, reference: torch.Tensor, strength: float | torch.Tensor, *,
+           detail: bool = False) -> torch.Tensor:
     """Move ``x`` towards focus: ``D((E(x) − α·E(reference)) / (1 − α))`` with ``α = strength`` in [0, 1).
 
     With ``reference`` the most-blurred plane of the same field, ``α`` is ``x``'s blur position
     ``t_k`` and the result estimates the in-focus plane (the original's deblurring by extrapolation).
+    ``detail``: also extrapolate the reconstruction residuals (see :func:`synthesize_blur`).
     """
     a = torch.as_tensor(strength, dtype=torch.float64)
     if bool((a < 0).any()) or bool((a >= 1).any()):
         raise ValueError(f"strength: expected values in [0, 1), got {a.tolist()}")
-    return synthesize_blur(model, x, reference, (-a / (1 - a)).float())
+    return synthesize_blur(model, x, reference, (-a / (1 - a)).float(), detail=detail)
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -288,9 +335,12 @@ def _torch_load(path: Path) -> Any:
 def _build(hparams: dict[str, Any], state: dict[str, torch.Tensor], source: Path) -> BlurAutoencoder:
     try:
         model = BlurAutoencoder(in_channels=int(hparams["in_channels"]), widths=tuple(hparams["widths"]),
-                                norm=str(hparams.get("norm", "batch")))
+                                norm=str(hparams.get("norm", "batch")),
+                                decoder=str(hparams.get("decoder", "transpose")))  # files before `decoder`: transpose
     except (KeyError, TypeError) as err:
         raise ValueError(f"{source}: model hyperparameters are incomplete ({err})") from None
+    except ValueError as err:
+        raise ValueError(f"{source}: unsupported model hyperparameters ({err}); written by a newer medrobust?") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -333,21 +383,22 @@ def load_blur_model(path: str | Path, *, device: torch.device | str = "cpu") -> 
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         m = cfg.get("model", {})
         model = _build({"in_channels": m.get("in_channels", 1), "widths": m.get("widths", list(PAPER_WIDTHS)),
-                        "norm": m.get("norm", "batch")}, obj["model"], p)
+                        "norm": m.get("norm", "batch"), "decoder": m.get("decoder", "transpose")}, obj["model"], p)
         return BlurModel(model.to(device), list(meta["positions"]), float(meta["reference_sigma"]), dict(meta["intensity"]),
                          cfg, str(p))
     raise ValueError(f"{p}: not a blur autoencoder checkpoint (expected a model.pt from `medrobust blur train`)")
 
 
 def latent_blur_from_checkpoint(checkpoint: str | Path | BlurModel, *, levels: float | tuple[float, float] = (0.0, 1.5),
-                                reference_sigma: float | None = None, p: float = 1.0,
+                                reference_sigma: float | None = None, p: float = 1.0, detail: bool = False,
                                 device: torch.device | str = "cpu") -> LatentBlur:
     """The :class:`~medrobust.augment.blur.LatentBlur` core of a trained model.
 
     ``checkpoint``: a ``model.pt``, a run directory or a training checkpoint (see
     :func:`load_blur_model`), or a loaded :class:`BlurModel`. ``reference_sigma`` defaults to the value
-    stored with the model; ``levels`` and ``p`` as for the core.
+    stored with the model; ``levels``, ``p`` and ``detail`` as for the core. Files of every release load
+    (those before the ``decoder`` option hold the original transposed-convolution decoder).
     """
     bundle = checkpoint if isinstance(checkpoint, BlurModel) else load_blur_model(checkpoint, device=device)
     sigma = bundle.reference_sigma if reference_sigma is None else reference_sigma
-    return LatentBlur(bundle.model, levels=levels, reference_sigma=sigma, p=p)
+    return LatentBlur(bundle.model, levels=levels, reference_sigma=sigma, p=p, detail=detail)

@@ -269,6 +269,7 @@ def fit(
     metric_name: str = "val_dice",
     progress: bool = True,
     stop_after: int | None = None,
+    sparse: Any = None,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimiser steps.
 
@@ -279,6 +280,9 @@ def fit(
         resume: continue from ``run_dir/last.pt`` (``FileNotFoundError`` if missing, ``ValueError``
             naming the file if it is unreadable, not a training checkpoint, or of another model).
         stop_after: stop after this many steps of *this call* (simulates a crash in tests).
+        sparse: a ``train.sparse`` section (:class:`medrobust.config.SparseConfig`) for dynamic
+            sparse training: masks and their history go into ``last.pt``, ``run_dir/sparse.{json,md}``
+            get per-layer densities and the connections each update moved.
     Returns:
         :class:`FitResult`. Files: ``run_dir/{last,best}.pt``, ``run_dir/metrics.jsonl``.
     """
@@ -299,12 +303,18 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     aug_gen = torch.Generator(device="cpu").manual_seed(_mix(seed, env.rank, 17))
     start, best, best_step = 0, -math.inf, -1
+    sparse_updater = _sparse_updater(sparse, model, steps, seed)
 
     elapsed = 0.0  # seconds of training before this call (``time`` in metrics.jsonl continues across a resume)
     if resume:
         ckpt = _read_checkpoint(last_path)
         _load_checkpoint(last_path, ckpt, model, opt, sched, scaler)
         start, best, best_step = int(ckpt["step"]), float(ckpt["best_metric"]), int(ckpt["best_step"])
+        if sparse_updater is not None:
+            if not isinstance(ckpt.get("sparse"), dict):
+                raise ValueError(f"--resume: {last_path} has no sparse masks but train.sparse is set; pass --overwrite "
+                                 "to start the run over")
+            sparse_updater.load_state_dict(ckpt["sparse"])
         kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start] if metrics_path.is_file() else []
         # checkpoints of earlier releases have no "time": continue from the last one logged
         elapsed = float(ckpt.get("time", max((float(r.get("time", 0.0)) for r in kept), default=0.0)))
@@ -331,7 +341,15 @@ def fit(
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "best_metric": best, "best_step": best_step,
             "time": round(elapsed + time.perf_counter() - t0, 3), "rng": _rng_state(aug_gen),
+            **({"sparse": sparse_updater.state_dict()} if sparse_updater is not None else {}),
         }, path)
+        if sparse_updater is not None and path == last_path:
+            import json
+
+            from ..io import atomic_write_text
+
+            atomic_write_text(run_dir / "sparse.json", json.dumps(sparse_updater.summary(), indent=1) + "\n")
+            atomic_write_text(run_dir / "sparse.md", sparse_updater.markdown())
 
     history: list[dict[str, Any]] = []
     bar = tqdm(total=steps, initial=start, desc=f"train {run_dir.name}", disable=not (progress and env.is_main),
@@ -358,8 +376,15 @@ def fit(
         if grad_clip:
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scale_before = scaler.get_scale() if sparse_updater is not None and use_amp else None
         scaler.step(opt)
         scaler.update()
+        if sparse_updater is not None:  # zero masked weights; drop/grow on update steps (not after a skipped AMP step)
+            finite = scale_before is None or scaler.get_scale() >= scale_before
+            sparse_rec = sparse_updater.step(step, opt, finite=finite)
+            if sparse_rec is not None and env.is_main:
+                append_jsonl(metrics_path, {"step": step + 1, **{f"sparse_{k}": v for k, v in sparse_rec.items()
+                                                                  if k in ("moved_total", "density", "fraction", "skipped")}})
         sched.step()
         step += 1
         done_here += 1
@@ -396,6 +421,21 @@ def fit(
     return FitResult(run_dir, step, best, best_step, history)
 
 
+def _sparse_updater(sparse: Any, model: torch.nn.Module, steps: int, seed: int) -> Any:
+    """Masks (zeroed into ``model``) and the updater of a ``train.sparse`` section; ``None`` without one."""
+    if sparse is None:
+        return None
+    from .sparse import SparseMasks, make_updater
+
+    masks = SparseMasks(model, sparse.sparsity, sparse.distribution, sparse.dense_first_layer,
+                        dense_layers=sparse.dense_layers, seed=seed)
+    updater = make_updater(sparse.method, masks, update_every=sparse.update_every, drop_fraction=sparse.drop_fraction,
+                           end=sparse.end, total_steps=steps, grow=sparse.grow, grad_weight=sparse.grad_weight,
+                           initial_density=sparse.initial_density)
+    masks.apply_()
+    return updater
+
+
 def _barrier(env: DistEnv) -> None:
     if env.distributed:
         import torch.distributed as dist
@@ -422,15 +462,23 @@ def fit_config(cfg: Any, *, model: torch.nn.Module, train_set: Any, collate: Any
     ``schedule``, ``warmup_steps``, ``amp``, ``grad_clip``, ``val_every``, ``ckpt_every``,
     ``log_every``), ``data.num_workers``, ``seed`` and ``run_dir``; the task adapter supplies the
     model, data, step and validation functions.
+
+    Shared by every task: ``train.init_from`` / ``train.freeze`` (:mod:`.finetune`; a resume continues
+    its own ``last.pt``) and an ``objective:`` section (:mod:`.objectives`, around the adapter's step).
     """
     t = cfg.train
+    from .finetune import prepare_finetune
+    from .objectives import objective_step
+
+    prepare_finetune(cfg, model, resume=resume, is_main=dist_env().is_main)
+    step_fn = objective_step(cfg, step_fn, model)
     return fit(
         model=model, train_set=train_set, collate=collate, step_fn=step_fn, validate_fn=validate_fn,
         run_dir=cfg.run_dir, steps=t.steps, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
         schedule=t.schedule, warmup_steps=t.warmup_steps, amp=t.amp, grad_clip=t.grad_clip, val_every=t.val_every,
         ckpt_every=t.ckpt_every, log_every=t.log_every, seed=cfg.seed, device=device,
         num_workers=cfg.data.num_workers, resume=resume, metric_name=metric_name, progress=progress,
-        stop_after=stop_after,
+        stop_after=stop_after, sparse=getattr(t, "sparse", None),
     )
 
 
@@ -450,7 +498,7 @@ def run_paths(run_dir: str | Path, checkpoint: str = "best.pt") -> tuple[Path, P
 #: files of a run folder that make it a trained run: never replaced without ``overwrite``
 CHECKPOINT_FILES = ("last.pt", "best.pt", "model.pt")
 #: what a run writes into its folder (``overwrite`` removes these, and nothing else)
-_RUN_FILES = (*CHECKPOINT_FILES, "metrics.jsonl", "config.yaml")
+_RUN_FILES = (*CHECKPOINT_FILES, "metrics.jsonl", "config.yaml", "sparse.json", "sparse.md", "init_from.json")
 
 #: The config keys (dotted paths) a ``--resume`` may change, and why each cannot change the weights.
 #: Any other difference from the run's ``config.yaml`` is refused, and the saved config is rewritten

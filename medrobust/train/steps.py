@@ -53,13 +53,39 @@ class SegmentationAdapter(AugmentedViews):
     """Segmentation: Dice+CE (or ``criterion(logits, label)``, e.g. CE with ``ignore_index=255``)."""
 
     def __init__(self, augment: BatchAugment | None = None, *, consistency: Any | None = None, ce_weight: float = 1.0,
-                 dice_weight: float = 1.0, criterion: torch.nn.Module | None = None) -> None:
+                 dice_weight: float = 1.0, criterion: torch.nn.Module | None = None,
+                 slaug_fusion: int | None = None) -> None:
         super().__init__(augment, consistency)
         self.criterion = criterion if criterion is not None else DiceCELoss(ce_weight, dice_weight)
+        # SLAug's saliency-balancing fusion (grid size; None: off): see _slaug_step
+        slaug = augment.cores[0] if len(getattr(augment, "cores", ())) == 1 else augment  # type: ignore[union-attr]
+        if slaug_fusion is not None:
+            if not hasattr(slaug, "views") or getattr(slaug, "registry_name", None) != "slaug":
+                raise ValueError("train.slaug_fusion: needs the slaug core as the augmentation (augment: [{name: slaug}])")
+            if consistency is not None:
+                raise ValueError("train.slaug_fusion: cannot be combined with consistency (SLAug trains two views itself)")
+        self.slaug_fusion = slaug_fusion
+        self._slaug = slaug if slaug_fusion is not None else None
+
+    def _slaug_step(self, model: torch.nn.Module, image: torch.Tensor, label: torch.Tensor,
+                    generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        """SLAug: task loss on the global view, its input gradient's saliency fuses the global and class-wise
+        views, plus the task loss on the fused view (the original's two backward passes before one step)."""
+        from ..augment.slaug import saliency_fusion
+
+        glob, local = self._slaug.views(image, generator, labels=label)  # type: ignore[union-attr]
+        glob = glob.detach().requires_grad_(True)
+        loss_g = self.criterion(model(glob), label)
+        (grad,) = torch.autograd.grad(loss_g, glob, retain_graph=True)
+        mixed = saliency_fusion(glob, local, grad, grid_size=int(self.slaug_fusion or 3))
+        loss_m = self.criterion(model(mixed), label)
+        return loss_g + loss_m, {"task_loss": float(loss_g.detach()), "fused_loss": float(loss_m.detach())}
 
     def step(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         image, label = batch[self.image_key], batch[self.label_key]
-        views = self.views(image, generator)
+        if self.slaug_fusion is not None:
+            return self._slaug_step(model, image, label, generator)
+        views = self.views(image, generator, label)  # label-taking cores (slaug local) get the segmentation map
         if len(views) == 1:
             logits = model(views[0])
             loss = self.criterion(logits, label)

@@ -35,9 +35,16 @@ def _dfmx() -> dict[str, Any]:
     return {"dfms": example_dfms(10, 32)}
 
 
+def _combined() -> dict[str, Any]:
+    # natural corruptions (per-sample severities) and a non-corruption core, on the 24x24 contract batch
+    return {"members": ["natural_gaussian_noise", "natural_contrast", {"name": "randconv", "kernel_sizes": [3]}],
+            "defaults": {"table": "cifar"}}
+
+
 CONTRACT_KWARGS: dict[str, Callable[[], dict[str, Any]]] = {
     "latent_blur": _latent_blur,
     "dfmx": _dfmx,
+    "combined": _combined,
 }
 
 

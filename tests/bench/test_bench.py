@@ -13,7 +13,8 @@ import medrobust
 import medrobust.bench as bench
 from medrobust.bench import BENCHES, format_table, print_table
 
-TARGETS = {"augment", "cardiac", "fourier", "classification", "corruptions", "driving", "blur"}
+TARGETS = {"augment", "cardiac", "fourier", "classification", "corruptions", "mri", "driving", "blur", "benchmark",
+           "sparse", "objectives", "tta"}
 
 
 # ------------------------------------------------------------------------------------------ formatter

@@ -63,16 +63,29 @@ def test_evaluate_reports_model_and_baselines(trained, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "pixel interpolation" in printed and "report.md" in printed
     res = json.loads((out / "report.json").read_text())
-    assert set(res["synthesis"]) == {"latent (sharp + blurred planes)", "latent (sharp + PSF reference)",
-                                     "pixel interpolation", "Gaussian blur (best σ per plane)"}
-    assert set(res["deblur"]) == {"latent extrapolation", "pixel extrapolation", "no deblurring (input plane)"}
+    from medrobust.tasks.microscopy.evaluate import DEBLUR_METHODS, SYNTHESIS_METHODS
+
+    assert list(res["synthesis"]) == list(SYNTHESIS_METHODS)  # models first, then the baselines
+    assert list(res["deblur"]) == list(DEBLUR_METHODS)
     for section in ("synthesis", "deblur"):
         for m in res[section].values():
             assert 0 < m["psnr"] < 100 and -1 <= m["ssim"] <= 1 and set(m["per_plane"]) == {"1", "2"}
+            assert m["detail"] > 0 and np.isfinite(m["nyquist_db"])
+    # split by image: the real scikit-image tiles are held out (test only), reported on their own
+    held = res["groups"]["held-out real images"]
+    assert sorted(held["stacks"]) == ["skimage_cell_0", "skimage_immunohistochemistry_0"]
+    assert set(res["groups"]) == {"held-out real images", "synthetic test fields"}
+    assert held["reconstruction"]["latent"]["n"] == 4  # cell (grey) + 3 IHC channels
+    assert res["true_psf"]["radii"] == [0.0, 1.0, 2.0, 3.0] and res["true_psf"]["psf"] == "disk"
+    # the report's tables reproduce from its JSON
+    from medrobust.tasks.microscopy import blur_table
+
+    assert blur_table(json.loads((out / "report.json").read_text())) in (out / "report.md").read_text()
     assert 0 <= res["linearity"]["latent"]["relative_deviation"]
     md = (out / "report.md").read_text()
     assert "Gaussian blur" in md and "Per plane" in md
-    for fig in ("planes.png", "levels.png"):
+    for fig in ("planes.png", "levels.png", "strip_synthesis.png", "strip_deblur.png", "psnr_vs_t_held_out.png",
+                "psnr_vs_t_synthetic.png"):
         assert (out / "figures" / fig).stat().st_size > 3000
         assert f"](figures/{fig})" in md
     # where the numbers come from: the run (not the report folder), its checkpoint and training steps
@@ -178,8 +191,8 @@ def test_cli_errors_exit_2_with_one_line(trained, tmp_path, capsys):
 
 
 def test_resume_is_exact(tmp_path):
-    from medrobust.tasks.microscopy import BlurConfig, train_blur
     from medrobust.config import load_config
+    from medrobust.tasks.microscopy import BlurConfig, train_blur
 
     def cfg(name):
         return load_config(CONFIG, [f"output_dir={tmp_path}", f"name={name}", *TINY], model=BlurConfig)

@@ -8,7 +8,14 @@ from torch import nn
 
 from medrobust.analysis.dfm import resolve_augment_files
 from medrobust.augment import REGISTRY, build, validate
-from medrobust.augment.blur import DefocusBlur, LatentBlur, defocus_blur, fit_gaussian_sigma, kernel_size, psf_kernels
+from medrobust.augment.blur import (
+    DefocusBlur,
+    LatentBlur,
+    defocus_blur,
+    fit_gaussian_sigma,
+    kernel_size,
+    psf_kernels,
+)
 from medrobust.models.blur_autoencoder import (
     PAPER_WIDTHS,
     BlurAutoencoder,
@@ -179,7 +186,7 @@ def tiny_bundle_file(tmp_path, name="model.pt"):
 def test_model_file_roundtrip_with_weights_only(tmp_path):
     m, path = tiny_bundle_file(tmp_path)
     raw = torch.load(path, weights_only=True)
-    assert raw["hparams"] == {"in_channels": 1, "widths": [4, 8], "norm": "batch"}
+    assert raw["hparams"] == {"in_channels": 1, "widths": [4, 8], "norm": "batch", "decoder": "transpose"}
     b = load_blur_model(path)
     assert isinstance(b, BlurModel) and b.positions == [0, 0.5, 1] and b.reference_sigma == 2.0
     x = torch.rand(2, 1, 16, 16)
@@ -225,6 +232,92 @@ def test_model_file_errors(tmp_path):
     torch.save(raw, tmp_path / "mismatch.pt")
     with pytest.raises(ValueError, match="do not match"):
         load_blur_model(tmp_path / "mismatch.pt")
+
+
+# ----------------------------------------------------------------------------- decoder: no checkerboard
+def _flat_output_peak(decoder: str, seed: int) -> float:
+    """Nyquist peak (dB) of a freshly initialised model's output for a flat grey input (interior only)."""
+    from medrobust.evaluate.metrics import nyquist_peak_db
+
+    torch.manual_seed(seed)
+    m = BlurAutoencoder(widths=(16, 32), norm="none", decoder=decoder).eval()
+    with torch.no_grad():
+        y = m.decode(m.encode(torch.full((1, 1, 64, 64), 0.5)))[0, 0]
+    return nyquist_peak_db(y[8:-8, 8:-8] - 0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_resize_decoder_paints_no_checkerboard_on_a_flat_input(seed):
+    # the test can fail: the original's transposed convolutions put a period-2 peak on a flat input
+    assert _flat_output_peak("transpose", seed) > 20
+    assert _flat_output_peak("resize", seed) < 6
+
+
+def test_nyquist_peak_and_laplacian_variance_metrics():
+    from scipy import ndimage
+
+    from medrobust.evaluate.metrics import laplacian_variance, nyquist_peak_db
+
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(64, 64, generator=g)
+    board = (torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2 * 1.0
+    assert abs(nyquist_peak_db(noise)) < 8 and nyquist_peak_db(noise + 0.5 * board) > 15
+    smooth = torch.from_numpy(ndimage.gaussian_filter(noise.numpy(), 3))
+    assert abs(nyquist_peak_db(smooth)) < 3 and nyquist_peak_db(smooth + 0.01 * board) > 30
+    ref = ndimage.laplace(noise.numpy().astype(np.float64))[1:-1, 1:-1].var()
+    assert laplacian_variance(noise) == pytest.approx(ref, rel=1e-9)
+    assert laplacian_variance(smooth) < 0.01 * laplacian_variance(noise)
+
+
+def test_old_model_files_load_as_transpose_and_unknown_decoders_fail_in_one_line(tmp_path):
+    m, path = tiny_bundle_file(tmp_path)
+    raw = torch.load(path, weights_only=True)
+    del raw["hparams"]["decoder"]  # a file written before the decoder option
+    torch.save(raw, tmp_path / "old.pt")
+    b = load_blur_model(tmp_path / "old.pt")
+    assert b.model.decoder_kind == "transpose"
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(b.model(x)[1], m(x)[1])
+    raw["hparams"]["decoder"] = "deconv9"
+    torch.save(raw, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match=r"future\.pt: unsupported model hyperparameters") as err:
+        load_blur_model(tmp_path / "future.pt")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("decoder", ["resize", "subpixel"])
+def test_new_decoders_roundtrip_and_detail_is_exact_at_the_end_points(tmp_path, decoder):
+    torch.manual_seed(0)
+    m = BlurAutoencoder(widths=(4, 8), norm="none", decoder=decoder).eval()
+    path = save_blur_model(tmp_path / "m.pt", m, positions=[0, 0.5, 1], reference_sigma=1.0,
+                           intensity={"mode": "stack", "lo": 0.0, "hi": 1.0})
+    b = load_blur_model(path)
+    assert b.model.decoder_kind == decoder
+    x, ref = torch.rand(2, 1, 13, 18), torch.rand(2, 1, 13, 18)
+    with torch.no_grad():
+        torch.testing.assert_close(b.model(torch.rand(1, 1, 8, 8))[1].shape, torch.Size([1, 1, 8, 8]))
+        torch.testing.assert_close(synthesize_blur(b.model, x, ref, 0.0, detail=True), x, atol=1e-6, rtol=0)
+        torch.testing.assert_close(synthesize_blur(b.model, x, ref, 1.0, detail=True), ref, atol=1e-6, rtol=0)
+        mid = synthesize_blur(b.model, x, ref, 0.5, detail=True)
+        plain = synthesize_blur(b.model, x, ref, 0.5)
+        recon = [synthesize_blur(b.model, v, v, 0.0) for v in (x, ref)]
+        torch.testing.assert_close(mid, plain + 0.5 * (x - recon[0]) + 0.5 * (ref - recon[1]), atol=1e-5, rtol=0)
+        # deblurring with detail inverts the pixel-space mixing of the residuals
+        d = deblur(b.model, x, ref, 0.5, detail=True)
+        assert d.shape == x.shape
+    core = latent_blur_from_checkpoint(path, levels=0.0, detail=True)
+    y = torch.rand(3, 2, 16, 16)
+    torch.testing.assert_close(core(y, torch.Generator().manual_seed(0)), y, atol=1e-6, rtol=0)
+
+
+def test_fit_psf_radius_recovers_a_disk():
+    from medrobust.augment.blur import fit_psf_radius
+
+    x = torch.rand(2, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+    assert fit_psf_radius(x, defocus_blur(x, 2.6, "disk"), "disk", max_radius=8) == pytest.approx(2.6, abs=0.05)
+    with pytest.raises(ValueError, match="kind"):
+        fit_psf_radius(x, x, "box")
 
 
 # -------------------------------------------------------------------------------------- DefocusBlur

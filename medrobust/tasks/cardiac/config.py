@@ -53,6 +53,7 @@ class CardiacTrainConfig(TrainBase):
     lr: float = Field(2e-3, gt=0)
     ce_weight: float = 1.0
     dice_weight: float = 1.0
+    slaug_fusion: int | None = Field(None, ge=1)  # SLAug saliency-balancing fusion grid size (null: off)
 
 class CardiacEvaluateConfig(EvaluateBase):
     corruptions: Literal["all"] | list[str] = "all"

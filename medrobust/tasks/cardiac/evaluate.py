@@ -12,7 +12,8 @@ corrupted volumes (each meter still receives its cases in test-set order):
 2. for a corruption, :func:`~medrobust.augment.corruptions.mri.corrupt_mri` is applied to the volume
    arranged as ``(1, 1, Z, X, Y)`` (in-plane axes last) with a generator seeded by
    ``(evaluate.seed, corruption, severity, case)``; alternatively ``corrupted_root`` reads volumes
-   written by ``medrobust corrupt`` (``<root>/<corruption>/<severity>/<subset>/<patient>``);
+   written by ``medrobust corrupt --task cardiac`` (``<root>/<corruption>/<severity>/<subset>/<patient>``)
+   or ``--task nifti`` (``<root>/<corruption>/<severity>/<image path below the manifest's source>``);
 3. each slice (2D models) or the volume (3D models) is normalised as in training (once per input,
    shared by the models) and segmented with MONAI sliding-window inference (ROI = ``data.spatial_size``),
    so any image size works; a slice exactly the window's size is run directly, in the chunks of
@@ -120,11 +121,43 @@ def _corrupted_dir(root: Path, corruption: str, severity: int, patient: Any) -> 
     return root / str(corruption) / str(severity) / patient.path.parent.name / patient.id
 
 
+def _nifti_source(root: Path) -> Path | None:
+    """The input folder of a set written by ``medrobust corrupt --task nifti`` (its manifest's ``source``), else
+    None (an ACDC-layout set, ``--task cardiac``)."""
+    import json
+
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or (manifest.get("settings") or {}).get("writer") != "nifti":
+        return None
+    return Path(manifest["source"])
+
+
+def _nifti_image(root: Path, source: Path, corruption: str, severity: int, image: Path) -> Path:
+    """``<root>/<corruption>/<severity>/<image relative to source>``: where ``--task nifti`` put a test image."""
+    image = Path(image).resolve()
+    if not image.is_relative_to(source):
+        raise ValueError(f"--corrupted-root {root}: test image {image} is not under the folder the set was written "
+                         f"from ({source}, see manifest.json); write the set from the test data")
+    return root / str(corruption) / str(severity) / image.relative_to(source)
+
+
 def _check_corrupted_root(root: Path, corruptions: list[str], severities: list[int], patients: list[Any]) -> None:
     """Every file the evaluation will read under ``--corrupted-root`` exists (one line naming the missing)."""
     from ...evaluate.checks import check_dir, require_paths
 
     check_dir(root, what="--corrupted-root", expected="a folder written by `medrobust corrupt --task cardiac`")
+    source = _nifti_source(root)
+    if source is not None:  # --task nifti: only the images are read (the labels are the clean ones)
+        paths = [_nifti_image(root, source, c, s, p.frames[key].path)
+                 for c in corruptions for s in severities for p in patients for key in ("ED", "ES")]
+        require_paths(paths, what=f"--corrupted-root {root}",
+                      expected=f"<corruption>/<severity>/<image path below {source}> for every corruption "
+                               f"{corruptions} x severity {severities} x test image ({2 * len(patients)}), as written "
+                               "by `medrobust corrupt --task nifti --images ...`")
+        return
     paths = []
     for c in corruptions:
         for s in severities:
@@ -163,6 +196,7 @@ def evaluate_cardiac(
     from ...augment.corruptions.mri import NAMES, corrupt_mri
     from ...config import apply_overrides, validate
     from ...data.acdc import read_patient
+    from ...data.nifti import read_volume
     from ...evaluate.checks import check_dir, check_out_dir, check_runs
     from ...evaluate.provenance import corruption_source, run_provenance
     from ...train.loop import resolve_device
@@ -191,6 +225,7 @@ def evaluate_cardiac(
     croot = Path(corrupted_root) if corrupted_root is not None else None
     if croot is not None and corruptions:
         _check_corrupted_root(croot, corruptions, list(ev.severities), data.test)
+    nifti_src = _nifti_source(croot) if croot is not None else None
 
     conditions: list[tuple[str, str | None, int | None]] = [("clean", None, None)]
     conditions += [("corrupt", c, s) for c in corruptions for s in ev.severities]
@@ -220,7 +255,10 @@ def evaluate_cardiac(
             label = np.asarray(frame.label)
             clean = normalise_volume(frame.image)
             for kind, corr, sev in conds:
-                if kind == "corrupt" and croot is not None:
+                if kind == "corrupt" and croot is not None and nifti_src is not None:  # --task nifti set
+                    vol = normalise_volume(read_volume(_nifti_image(croot, nifti_src, str(corr), int(sev or 0), frame.path),
+                                                       shape=np.shape(frame.image)))
+                elif kind == "corrupt" and croot is not None:
                     ck = (str(corr), int(sev or 0))
                     if ck not in read:
                         read[ck] = read_patient(_corrupted_dir(croot, ck[0], ck[1], patient), lazy=True)

@@ -152,7 +152,7 @@ def train_cardiac(cfg: CardiacConfig, *, resume: bool = False, overwrite: bool =
     model = build_model(cfg)
     augment = build_augment(cfg.augment)
     adapter: Any = SegmentationAdapter(augment, consistency=cfg.consistency, ce_weight=cfg.train.ce_weight,
-                                       dice_weight=cfg.train.dice_weight)
+                                       dice_weight=cfg.train.dice_weight, slaug_fusion=cfg.train.slaug_fusion)
     from ...train.afa import wrap_afa
 
     adapter = wrap_afa(adapter, cfg.afa)

@@ -6,7 +6,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ...config import AFAConfig, EvaluateBase, ExperimentBase, Strict, TrainBase
+from ...config import (
+    AFAConfig,
+    DynTTAConfig,
+    EvaluateBase,
+    ExperimentBase,
+    Strict,
+    TrainBase,
+)
 
 __all__ = ["ClassificationConfig", "ClassificationDataConfig", "ClassifierConfig", "ClassificationTrainConfig",
            "ClassificationEvaluateConfig", "DigitsSyntheticConfig", "DATASETS"]
@@ -93,6 +100,7 @@ class ClassificationConfig(ExperimentBase):
     data: ClassificationDataConfig = ClassificationDataConfig()
     model: ClassifierConfig = ClassifierConfig()
     afa: AFAConfig | None = None
+    tta: DynTTAConfig | None = None  # a DynTTA run (`medrobust tta train`): the enhancer of a frozen classifier
     train: ClassificationTrainConfig = ClassificationTrainConfig()
     evaluate: ClassificationEvaluateConfig = ClassificationEvaluateConfig()
 

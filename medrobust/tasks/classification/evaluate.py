@@ -194,6 +194,7 @@ def evaluate_classification(
     corrupted_root: str | Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    tta: Mapping[str, str | Path] | None = None,
 ) -> dict[str, Any]:
     """Evaluate trained runs (``{model_name: run_dir}``) and write ``out_dir/report.{md,json}`` + figures.
 
@@ -201,7 +202,9 @@ def evaluate_classification(
     ``--set evaluate.*`` / ``data.*`` keys on top). Returns the results dict: ``task``, ``run``,
     ``protocol`` (what was evaluated), ``models`` (per model: ``clean``, ``corruptions``
     ``{name: {"1": {"accuracy", "n"}, ...}}``, ``domains``, ``summary`` — see :func:`summarise`),
-    ``references`` and ``files``.
+    ``references`` and ``files``. ``tta`` (``{name: DynTTA run}``, ``medrobust evaluate --tta``):
+    every model is also evaluated behind each enhancer as ``<model>+<name>``, and ``results["tta"]``
+    holds the enhancers' mean blend weights (:mod:`medrobust.tasks.tta.evaluate`).
     """
     from tqdm.auto import tqdm
 
@@ -217,6 +220,9 @@ def evaluate_classification(
 
     check_out_dir(out_dir)
     check_runs(runs)
+    from ..tta.evaluate import attach_enhancers, enhancer_summary, refuse_tta_runs
+
+    refuse_tta_runs(runs)
     dev = resolve_device(device, what="--device")
     first = Path(next(iter(runs.values())))
     cfg0 = load_config(first / "config.yaml", model=ClassificationConfig)
@@ -228,6 +234,7 @@ def evaluate_classification(
         _check_corrupted_root(Path(corrupted_root), _corruption_list(ev.corruptions), list(ev.severities))
     data = prepare_data(cfg0)
     loaded = {name: load_run(path, device=dev, num_classes=data.num_classes) for name, path in runs.items()}
+    enhanced, base_of, tta_info = attach_enhancers(loaded, tta, dev)  # adds <model>+<tta> entries (--tta)
     datasets = {c.data.dataset for c, _ in loaded.values()}
     if len(datasets) > 1:
         raise ValueError(f"--run: runs on different datasets {sorted(datasets)} cannot be compared in one report")
@@ -309,6 +316,8 @@ def evaluate_classification(
                 if on_the_fly:
                     gen = torch.Generator().manual_seed(condition_seed(ev.seed, name, sev, start))
                     x = corrupt(x, str(name), int(sev or 1), table=table, generator=gen).clamp(0, 1)
+                for enh in enhanced.values():
+                    enh.condition = kind  # the blend weights are recorded per condition kind
                 for mname, (_, model) in loaded.items():
                     correct[(mname, key)] += int((model(x).argmax(1) == y).sum())
                 counts[key] += len(y)
@@ -347,9 +356,14 @@ def evaluate_classification(
         if ev.domains and data.domains:
             entry["domains"] = {d: acc(m, ("domain", d, None)) for d in data.domains}
         entry["summary"] = summarise(entry, table if normalised else "none")
-        entry["run_dir"] = str(runs[m])
-        entry["provenance"] = run_provenance(runs[m], checkpoint="best.pt", configured_steps=loaded[m][0].train.steps)
+        entry["run_dir"] = str(runs[base_of.get(m, m)])
+        entry["provenance"] = run_provenance(runs[base_of.get(m, m)], checkpoint="best.pt",
+                                             configured_steps=loaded[m][0].train.steps)
+        if m in base_of:
+            entry["tta"] = {"model": base_of[m], "enhancer": tta_info[m[len(base_of[m]) + 1:]]["run_dir"]}
         results["models"][m] = entry
+    if enhanced:
+        results["tta"] = enhancer_summary(enhanced, base_of, tta_info)
     refs, ref_note = _references(cfg0.data.dataset, embedded=cfg0.data.root is None)
     if refs:
         results["references"] = refs

@@ -24,6 +24,7 @@ from ...evaluate.report import (
     sources_section,
     write_report,
 )
+from ..tta.report import plot_blend_weights, tta_sections
 from .imagenet_c import ALEXNET_ERRORS
 
 __all__ = ["comparison_table", "classification_sections", "write_classification_report", "plot_map_grid",
@@ -117,6 +118,7 @@ def classification_sections(results: Mapping[str, Any]) -> list[Section]:
             rows = [{"Model": n, **{c: fmt_pct((m.get("summary") or {}).get("ce", {}).get(c)) for c in names},
                      "mCE": fmt_pct((m.get("summary") or {}).get("mCE"))} for n, m in models.items()]
             out.append(Section("Corruption error CE (%), normalised by AlexNet", format_table(rows, ["Model", *names, "mCE"])))
+    out += tta_sections(results)  # medrobust evaluate --tta
     return out
 
 
@@ -209,6 +211,7 @@ def write_classification_report(out_dir: str | os.PathLike[str], results: dict[s
         "corruption_bars": _plot_bars(results, "corruptions", fig_dir / "corruption_bars.png",
                                       "mean accuracy over severities (%)", True),
         "domain_bars": _plot_bars(results, "domains", fig_dir / "domain_bars.png", "accuracy (%)", True),
+        "tta_blend_weights": plot_blend_weights(results, fig_dir / "tta_blend_weights.png"),
     }
     return write_report(out_dir, title=title, sections=classification_sections(results), results=results,
                         figures=figures, references=results.get("references"),

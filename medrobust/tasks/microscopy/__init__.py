@@ -5,11 +5,13 @@
 * :func:`train_blur` — the shared step-based loop (:func:`medrobust.train.loop.fit`) with aligned
   random patches of all planes; validation PSNR of the synthesised intermediate planes picks
   ``best.pt``; a self-contained ``model.pt`` is exported at the end;
-* :func:`evaluate_blur` — PSNR/SSIM of synthesised planes against the held-out real planes of test
-  stacks, next to two baselines computed in the same run (pixel-space interpolation of the sharp and
-  blurred images; the best-fitting Gaussian blur of the sharp image, one sigma per plane fitted on the
-  test stacks themselves — an optimistic classical baseline), plus deblurring by latent extrapolation
-  against pixel extrapolation and the unchanged input; ``report.md``/``report.json`` and figures;
+* :func:`evaluate_blur` — PSNR, SSIM, detail kept (Laplacian-variance ratio) and the residual's
+  Nyquist peak of synthesised planes against the real planes of test stacks (real images listed in
+  ``data.holdout`` never enter training: reported on their own), next to baselines computed in the
+  same run (pixel interpolation; the best-fitting Gaussian and disk blur, fitted on the test stacks
+  themselves — optimistic; the true PSF of the embedded stacks), plus deblurring by latent
+  extrapolation against pixel extrapolation, the unchanged input, and Richardson–Lucy / Wiener
+  (scikit-image) with the true and with an estimated PSF; ``report.md``/``report.json`` and figures;
 * ``medrobust bench blur`` (:mod:`medrobust.bench.blur`) — synthesis throughput at 512×512 and
   training step times.
 

@@ -40,6 +40,9 @@ class BlurDataConfig(Strict):
     val_patches: int = Field(4, ge=1)  # fixed validation patches per validation stack
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: int = 0
+    # fnmatch patterns of stack names kept out of training and validation (split by image, never by
+    # tile): they join the test split. The CPU recipe holds out every real scikit-image tile.
+    holdout: list[str] = []
     intensity: Literal["stack", "dataset", "dtype"] = "stack"
     flips: bool = True
     num_workers: int = Field(0, ge=0)
@@ -74,6 +77,9 @@ class BlurModelConfig(Strict):
     in_channels: int = Field(1, ge=1)  # 1: RGB stacks are processed channel by channel
     widths: list[int] = list(PAPER_WIDTHS)
     norm: Literal["batch", "group", "none"] = "batch"
+    # up-sampling of the decoder: resize-convolution (no checkerboard), pixel shuffle, or the original's
+    # transposed convolutions (files of earlier releases)
+    decoder: Literal["resize", "subpixel", "transpose"] = "resize"
 
     @field_validator("widths")
     @classmethod

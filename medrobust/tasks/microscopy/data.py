@@ -3,9 +3,12 @@ positions, the autoencoder, and the tensor helpers shared by training and evalua
 
 from __future__ import annotations
 
+import fnmatch
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,7 +77,13 @@ def prepare_data(cfg: BlurConfig, root: str | Path | None = None) -> BlurData:
     if root is not None:
         split = {"train": sources, "val": sources, "test": sources}
     else:
-        split = split_stacks(sources, cfg.data.split, cfg.data.split_seed)
+        held = [s for s in sources if any(fnmatch.fnmatchcase(s.name, pat) for pat in cfg.data.holdout)]
+        rest = [s for s in sources if s not in held]
+        if cfg.data.holdout and not rest:
+            raise ValueError(f"data.holdout {cfg.data.holdout}: matches every stack of {data_root}; nothing left to train on")
+        split = split_stacks(rest, cfg.data.split, cfg.data.split_seed)
+        if held:  # held-out images are test data only (the test split keeps its own stacks too)
+            split["test"] = [s for s in split["test"] if s not in split["train"]] + held
     n = len(cfg.data.planes) if cfg.data.planes is not None else load_stack(split["train"][0]).shape[0]
     if n < 3:
         raise ValueError(f"{split['train'][0].path}: {n} planes; the linearity losses need at least 3")
@@ -87,7 +96,26 @@ def prepare_data(cfg: BlurConfig, root: str | Path | None = None) -> BlurData:
 def build_model(cfg: BlurConfig, num_classes: int | None = None) -> BlurAutoencoder:
     """The configured autoencoder (``num_classes`` is unused: the model has no classes)."""
     m = cfg.model
-    return BlurAutoencoder(in_channels=m.in_channels, widths=tuple(m.widths), norm=m.norm)
+    return BlurAutoencoder(in_channels=m.in_channels, widths=tuple(m.widths), norm=m.norm, decoder=m.decoder)
+
+
+def known_radii(root: str | Path, planes: Sequence[int] | None = None) -> dict[str, Any] | None:
+    """The true defocus PSF of each plane when ``root`` holds a ``manifest.json`` written by
+    :func:`medrobust.data.synthetic.microscopy.write_synthetic_stacks`: ``{"psf": kind, "radii": [...]}``
+    (``radii[k]`` relative to plane 0), else None."""
+    path = Path(root) / "manifest.json"
+    if not path.is_file():
+        return None
+    man = json.loads(path.read_text(encoding="utf-8"))
+    radii = [float(r) for r in man.get("radii", [])]
+    if planes is not None:
+        if max(planes) >= len(radii):
+            return None
+        radii = [radii[p] for p in planes]
+    if not radii:
+        return None
+    r0 = radii[0]
+    return {"psf": str(man.get("optics", {}).get("psf", "disk")), "radii": radii, "relative_to_plane0": r0 == 0.0}
 
 
 def _center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:

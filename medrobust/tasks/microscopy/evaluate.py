@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import torch
 
 from ...config import validate
 from ...data.microscopy import Intensity, load_stack
-from ...evaluate.metrics import psnr, ssim
+from ...evaluate.metrics import laplacian_variance, nyquist_peak_db, psnr, ssim
 from ...models.blur_autoencoder import (
     BlurAutoencoder,
     BlurModel,
@@ -20,15 +21,59 @@ from ...models.blur_autoencoder import (
     synthesize_blur,
 )
 from .config import BlurConfig
-from .data import _center_crop, _stack_tensor, prepare_data
-from .report import _plot_levels, _plot_planes, write_blur_report
+from .data import _center_crop, _stack_tensor, known_radii, prepare_data
+from .report import (
+    _plot_levels,
+    _plot_planes,
+    plot_psnr_curves,
+    plot_strip,
+    write_blur_report,
+)
 
 # --------------------------------------------------------------------------------------- evaluation
-SYNTHESIS_METHODS = ("latent (sharp + blurred planes)", "latent (sharp + PSF reference)", "pixel interpolation",
-                     "Gaussian blur (best σ per plane)")
-DEBLUR_METHODS = ("latent extrapolation", "pixel extrapolation", "no deblurring (input plane)")
+SYNTHESIS_METHODS = ("latent (sharp + blurred planes)", "latent + detail (sharp + blurred planes)",
+                     "latent (sharp + PSF reference)", "pixel interpolation", "Gaussian blur (best σ per plane)",
+                     "disk blur (best radius per plane)", "disk PSF, true radius (oracle)")
+DEBLUR_METHODS = ("latent extrapolation", "latent + detail extrapolation", "pixel extrapolation",
+                  "no deblurring (input plane)", "Richardson–Lucy, true PSF", "Wiener, true PSF",
+                  "Richardson–Lucy, estimated PSF", "Wiener, estimated PSF")
+#: deconvolution settings (fixed, not tuned on the test data)
+RL_ITERATIONS = 30
+WIENER_BALANCE = 0.01
+HELD_OUT = "held-out real images"
+SYNTHETIC_TEST = "synthetic test fields"
 
 
+def deconvolve(img: torch.Tensor, psf: np.ndarray, method: str, *, num_iter: int = RL_ITERATIONS,
+               balance: float = WIENER_BALANCE) -> torch.Tensor:
+    """Richardson–Lucy (``"rl"``) or Wiener (``"wiener"``) deconvolution of grey images ``(N, 1, H, W)``
+    in [0, 1] with scikit-image's ``restoration`` functions; each image is mirror-padded by twice the
+    PSF's side first (RL's zero-padded convolutions would otherwise darken a band at the borders) and
+    cropped back. Returns ``(N, 1, H, W)`` float32 in [0, 1]."""
+    from skimage import restoration
+
+    if method not in ("rl", "wiener"):
+        raise ValueError(f"method: expected 'rl' or 'wiener', got {method!r}")
+    psf = np.asarray(psf, dtype=np.float64)
+    psf = psf / psf.sum()
+    pad = 2 * max(psf.shape) + 2
+    out = []
+    for im in img.detach().cpu().double().reshape(-1, *img.shape[-2:]).numpy():
+        x = np.pad(im, pad, mode="symmetric")
+        if method == "rl":
+            y = restoration.richardson_lucy(x, psf, num_iter=num_iter, clip=True)
+        else:
+            y = restoration.wiener(x, psf, balance, clip=True)
+        out.append(np.clip(y[pad:-pad, pad:-pad], 0, 1))
+    return torch.from_numpy(np.stack(out)).float().view(img.shape).to(img.device)
+
+
+def psf_array(radius: float, kind: str) -> np.ndarray:
+    """The PSF of :func:`medrobust.augment.blur.psf_kernels` as a 2D numpy array."""
+    from ...augment.blur import kernel_size, psf_kernels
+
+    size = kernel_size(float(radius), kind)
+    return psf_kernels(torch.tensor([float(radius)], dtype=torch.float64), kind, size)[0].numpy()
 def _config_from(bundle: BlurModel, overrides: Sequence[str] = ()) -> BlurConfig:
     from ...config import apply_overrides
 
@@ -48,25 +93,41 @@ def load_run(run_dir: str | Path, *, device: torch.device | str = "cpu",
 
 
 class _Acc:
-    """Per-method, per-plane metric lists."""
+    """Per-method, per-plane, per-group metric lists: PSNR, SSIM, the Laplacian-variance ratio (detail
+    kept, 1 = as sharp as the target) and the residual's spectral peak at Nyquist (dB, the checkerboard)."""
 
     def __init__(self) -> None:
-        self.values: dict[str, dict[int, dict[str, list[float]]]] = {}
+        self.values: dict[str, dict[int, dict[str, list[Any]]]] = {}
 
-    def add(self, method: str, plane: int, pred: torch.Tensor, target: torch.Tensor) -> None:
-        d = self.values.setdefault(method, {}).setdefault(plane, {"psnr": [], "ssim": []})
-        for p, t in zip(pred.reshape(-1, *pred.shape[-2:]), target.reshape(-1, *target.shape[-2:])):
+    def add(self, method: str, plane: int, pred: torch.Tensor, target: torch.Tensor, groups: Sequence[str]) -> None:
+        d = self.values.setdefault(method, {}).setdefault(plane, {"psnr": [], "ssim": [], "detail": [], "nyquist_db": [],
+                                                                   "group": []})
+        preds, targets = pred.reshape(-1, *pred.shape[-2:]), target.reshape(-1, *target.shape[-2:])
+        if len(groups) != preds.shape[0]:
+            raise ValueError(f"{len(groups)} group labels for {preds.shape[0]} images")
+        for p, t, g in zip(preds, targets, groups):
             d["psnr"].append(psnr(p, t))
             d["ssim"].append(ssim(p, t))
+            d["detail"].append(laplacian_variance(p) / max(laplacian_variance(t), 1e-12))
+            d["nyquist_db"].append(nyquist_peak_db(p - t))
+            d["group"].append(g)
 
-    def summary(self, positions: Sequence[float]) -> dict[str, Any]:
+    def summary(self, positions: Sequence[float], group: str | None = None) -> dict[str, Any]:
+        keys = ("psnr", "ssim", "detail", "nyquist_db")
         out: dict[str, Any] = {}
         for method, by_plane in self.values.items():
-            per_plane = {str(k): {"t": positions[k], "psnr": float(np.mean(v["psnr"])), "ssim": float(np.mean(v["ssim"])),
-                                  "n": len(v["psnr"])} for k, v in sorted(by_plane.items())}
-            all_p = [x for v in by_plane.values() for x in v["psnr"]]
-            all_s = [x for v in by_plane.values() for x in v["ssim"]]
-            out[method] = {"psnr": float(np.mean(all_p)), "ssim": float(np.mean(all_s)), "n": len(all_p), "per_plane": per_plane}
+            per_plane, pooled = {}, {k: [] for k in keys}
+            for k, v in sorted(by_plane.items()):
+                sel = [i for i, g in enumerate(v["group"]) if group is None or g == group]
+                if not sel:
+                    continue
+                per_plane[str(k)] = {"t": positions[k], "n": len(sel),
+                                     **{m: float(np.mean([v[m][i] for i in sel])) for m in keys}}
+                for m in keys:
+                    pooled[m] += [v[m][i] for i in sel]
+            if per_plane:
+                out[method] = {**{m: float(np.mean(pooled[m])) for m in keys}, "n": len(pooled["psnr"]),
+                               "per_plane": per_plane}
         return out
 
 
@@ -100,9 +161,10 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
     """
     from tqdm.auto import tqdm
 
-    from ...augment.blur import defocus_blur, fit_gaussian_sigma
+    from ...augment.blur import defocus_blur, fit_gaussian_sigma, fit_psf_radius
     from ...evaluate.checks import check_dir, check_out_dir, missing_message
     from ...evaluate.provenance import run_provenance
+    from ...models.blur_autoencoder import pad_to_multiple
     from ...train.loop import resolve_device
 
     models = dict(checkpoint_or_run_dir) if isinstance(checkpoint_or_run_dir, Mapping) else {
@@ -137,39 +199,76 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
             raise ValueError(f"{src.path}: {arr.shape[0]} planes, the model was trained on {n_planes} (set data.planes)")
         x = _center_crop(_stack_tensor(arr, intensity, first.model.in_channels), cfg.evaluate.crop)
         stacks.append((src.name, x.to(dev)))
-    # the classical baseline: one Gaussian sigma per plane, fitted on these test stacks
-    sigmas = {k: fit_gaussian_sigma([x[:, 0] for _, x in stacks], [x[:, k] for _, x in stacks],
-                                    max_sigma=max(4.0, min(min(x.shape[-2:]) for _, x in stacks) / 4))
+    held_names = {src.name for src in sources
+                  if data_root is None and any(fnmatch.fnmatchcase(src.name, pat) for pat in cfg.data.holdout)}
+    group_of = {n: (HELD_OUT if n in held_names else (SYNTHETIC_TEST if data.synthetic else "test stacks"))
+                for n, _ in stacks}
+    # classical synthesis baselines: one Gaussian sigma / disk radius per plane, fitted on these test
+    # stacks (optimistic); deconvolution with the true PSF (known radii of the embedded stacks) and with
+    # an estimated one (a Gaussian per plane fitted on the validation stacks, never the test stacks)
+    fit_max = max(4.0, min(min(x.shape[-2:]) for _, x in stacks) / 4)
+    sigmas = {k: fit_gaussian_sigma([x[:, 0] for _, x in stacks], [x[:, k] for _, x in stacks], max_sigma=fit_max)
               for k in range(1, n_planes)}
-    synth, debl = _Acc(), _Acc()
+    disk_radii = {k: fit_psf_radius([x[:, 0] for _, x in stacks], [x[:, k] for _, x in stacks], "disk", max_radius=fit_max)
+                  for k in range(1, n_planes)}
+    truth = known_radii(data.root, data.planes)  # None unless the folder has the embedded stacks' manifest.json
+    if truth is not None and len(truth["radii"]) != n_planes:
+        truth = None
+    val_stacks = [_center_crop(_stack_tensor(load_stack(src, data.planes), intensity, first.model.in_channels),
+                               cfg.evaluate.crop) for src in (data.val if data_root is None else [])]
+    val_stacks = [v for v in val_stacks if v.shape[1] == n_planes]
+    est_sigmas = ({k: fit_gaussian_sigma([v[:, 0] for v in val_stacks], [v[:, k] for v in val_stacks], max_sigma=fit_max)
+                   for k in range(1, n_planes)} if val_stacks else {})
+    synth, debl, recon = _Acc(), _Acc(), _Acc()
     lin: dict[str, list[tuple[float, float]]] = {name: [] for name in bundles}
     inner = list(range(1, n_planes - 1))
     with torch.no_grad():
         for sname, x in tqdm(stacks, desc="evaluate blur", disable=not progress, leave=False):
             b = x.shape[0]
+            g = [group_of[sname]] * (b * x.shape[2])
             sharp, blurred = x[:, 0], x[:, -1]
             for k in inner:
                 t = positions[k]
                 target = x[:, k]
-                synth.add("pixel interpolation", k, torch.lerp(sharp, blurred, t), target)
-                synth.add("Gaussian blur (best σ per plane)", k, defocus_blur(sharp, sigmas[k], "gaussian"), target)
-                debl.add("pixel extrapolation", k, ((target - t * blurred) / (1 - t)).clamp(0, 1), sharp)
-                debl.add("no deblurring (input plane)", k, target, sharp)
+                synth.add("pixel interpolation", k, torch.lerp(sharp, blurred, t), target, g)
+                synth.add("Gaussian blur (best σ per plane)", k, defocus_blur(sharp, sigmas[k], "gaussian"), target, g)
+                synth.add("disk blur (best radius per plane)", k, defocus_blur(sharp, disk_radii[k], "disk"), target, g)
+                if truth is not None:
+                    synth.add("disk PSF, true radius (oracle)", k, defocus_blur(sharp, truth["radii"][k], truth["psf"]),
+                              target, g)
+                debl.add("pixel extrapolation", k, ((target - t * blurred) / (1 - t)).clamp(0, 1), sharp, g)
+                debl.add("no deblurring (input plane)", k, target, sharp, g)
+                grey = target.reshape(-1, 1, *target.shape[-2:])
+                if truth is not None and truth["radii"][k] > 0:
+                    psf = psf_array(truth["radii"][k], truth["psf"])
+                    debl.add("Richardson–Lucy, true PSF", k, deconvolve(grey, psf, "rl").view_as(target), sharp, g)
+                    debl.add("Wiener, true PSF", k, deconvolve(grey, psf, "wiener").view_as(target), sharp, g)
+                if est_sigmas and est_sigmas[k] > 0:
+                    psf = psf_array(est_sigmas[k], "gaussian")
+                    debl.add("Richardson–Lucy, estimated PSF", k, deconvolve(grey, psf, "rl").view_as(target), sharp, g)
+                    debl.add("Wiener, estimated PSF", k, deconvolve(grey, psf, "wiener").view_as(target), sharp, g)
             for name, bundle in bundles.items():
                 model = bundle.model.eval()
                 prefix = "" if len(bundles) == 1 else f"{name}: "
                 ref = defocus_blur(sharp, bundle.reference_sigma, "gaussian")
                 tk = torch.tensor([positions[k] for k in inner], dtype=torch.float32, device=dev).repeat_interleave(b)
                 rep = len(inner)
-                two = synthesize_blur(model, sharp.repeat(rep, 1, 1, 1), blurred.repeat(rep, 1, 1, 1), tk)
-                one = synthesize_blur(model, sharp.repeat(rep, 1, 1, 1), ref.repeat(rep, 1, 1, 1), tk)
+                sh, bl = sharp.repeat(rep, 1, 1, 1), blurred.repeat(rep, 1, 1, 1)
+                two = synthesize_blur(model, sh, bl, tk)
+                two_d = synthesize_blur(model, sh, bl, tk, detail=True)
+                one = synthesize_blur(model, sh, ref.repeat(rep, 1, 1, 1), tk)
                 inputs = torch.cat([x[:, k] for k in inner])
-                sharp_hat = deblur(model, inputs, blurred.repeat(rep, 1, 1, 1), tk.double())
+                sharp_hat = deblur(model, inputs, bl, tk.double())
+                sharp_hat_d = deblur(model, inputs, bl, tk.double(), detail=True).clamp(0, 1)
                 for j, k in enumerate(inner):
                     sl = slice(j * b, (j + 1) * b)
-                    synth.add(prefix + SYNTHESIS_METHODS[0], k, two[sl], x[:, k])
-                    synth.add(prefix + SYNTHESIS_METHODS[1], k, one[sl], x[:, k])
-                    debl.add(prefix + DEBLUR_METHODS[0], k, sharp_hat[sl], sharp)
+                    synth.add(prefix + SYNTHESIS_METHODS[0], k, two[sl], x[:, k], g)
+                    synth.add(prefix + SYNTHESIS_METHODS[1], k, two_d[sl].clamp(0, 1), x[:, k], g)
+                    synth.add(prefix + SYNTHESIS_METHODS[2], k, one[sl], x[:, k], g)
+                    debl.add(prefix + DEBLUR_METHODS[0], k, sharp_hat[sl], sharp, g)
+                    debl.add(prefix + DEBLUR_METHODS[1], k, sharp_hat_d[sl], sharp, g)
+                xp, (h, w) = pad_to_multiple(sharp, model.factor)
+                recon.add(name, 0, model.decode(model.encode(xp))[..., :h, :w], sharp, g)
                 lin[name].append(_latent_linearity(model, x, positions))
     # row order: models first, then baselines
     def ordered(summary: dict[str, Any], model_methods: Sequence[str]) -> dict[str, Any]:
@@ -194,8 +293,18 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
                  "synthetic": data.synthetic, "intensity": intensity.to_dict()},
         "positions": positions,
         "gaussian_sigmas": {str(k): v for k, v in sigmas.items()},
-        "synthesis": ordered(synth.summary(positions), SYNTHESIS_METHODS[:2]),
-        "deblur": ordered(debl.summary(positions), DEBLUR_METHODS[:1]),
+        "disk_radii": {str(k): v for k, v in disk_radii.items()},
+        "estimated_psf_sigmas": {str(k): v for k, v in est_sigmas.items()},
+        "true_psf": truth,
+        "deconvolution": {"richardson_lucy_iterations": RL_ITERATIONS, "wiener_balance": WIENER_BALANCE},
+        "synthesis": ordered(synth.summary(positions), SYNTHESIS_METHODS[:3]),
+        "deblur": ordered(debl.summary(positions), DEBLUR_METHODS[:2]),
+        "reconstruction": recon.summary(positions),
+        "groups": {grp: {"stacks": [n for n, _ in stacks if group_of[n] == grp],
+                         "synthesis": ordered(synth.summary(positions, grp), SYNTHESIS_METHODS[:3]),
+                         "deblur": ordered(debl.summary(positions, grp), DEBLUR_METHODS[:2]),
+                         "reconstruction": recon.summary(positions, grp)}
+                   for grp in dict.fromkeys(group_of.values())},
         "linearity": {name: {"relative_deviation": float(np.mean([a for a, _ in v])),
                              "step_cosine": float(np.mean([c for _, c in v]))} for name, v in lin.items()},
         "references": refs,
@@ -206,8 +315,72 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
     if cfg.evaluate.figure_stacks > 0 and stacks:
         figures.append(_plot_planes(bundles, stacks[: cfg.evaluate.figure_stacks], positions, fig_dir / "planes.png"))
         figures.append(_plot_levels(bundles, stacks[: cfg.evaluate.figure_stacks], cfg.evaluate.levels, fig_dir / "levels.png"))
+        held = [(n, x) for n, x in stacks if group_of[n] == HELD_OUT]
+        fname, fx = (held or stacks)[0]
+        figures += _strips(bundles, fname, fx[:1], positions, sigmas, disk_radii, truth, est_sigmas, fig_dir)
+        for grp in dict.fromkeys(group_of.values()):
+            tag = "held_out" if grp == HELD_OUT else "synthetic" if grp == SYNTHETIC_TEST else "test"
+            figures.append(plot_psnr_curves(results, fig_dir / f"psnr_vs_t_{tag}.png", grp))
     write_blur_report(out_dir, results, figures)
     return results
+
+
+def _zoom_box(img: torch.Tensor) -> tuple[int, int, int]:
+    """``(y, x, side)`` of the window (a quarter of the shorter side) with the most Laplacian energy."""
+    from ...evaluate.metrics import laplacian_variance
+
+    h, w = img.shape[-2:]
+    s = max(8, min(h, w) // 4)
+    best, box = -1.0, (0, 0, s)
+    for y in range(0, h - s + 1, max(1, s // 2)):
+        for x in range(0, w - s + 1, max(1, s // 2)):
+            v = laplacian_variance(img[..., y : y + s, x : x + s])
+            if v > best:
+                best, box = v, (y, x, s)
+    return box
+
+
+def _strips(bundles: Mapping[str, BlurModel], name: str, x: torch.Tensor, positions: Sequence[float],
+            sigmas: Mapping[int, float], disk_radii: Mapping[int, float], truth: Mapping[str, Any] | None,
+            est_sigmas: Mapping[int, float], fig_dir: Path) -> list[Path]:
+    """``strip_synthesis.png`` (true planes, latent and classical syntheses) and ``strip_deblur.png``
+    (the middle plane deblurred by every method) of one field ``x (1, P, 1, H, W)``, zoomed insets."""
+    from ...augment.blur import defocus_blur
+
+    p = len(positions)
+    planes = [x[0, k] for k in range(p)]  # (1, H, W) each
+    sharp, blurred = x[:, 0], x[:, -1]
+    t = torch.tensor(positions, dtype=torch.float32, device=x.device)
+    rows: list[tuple[str, list[Any]]] = [(f"{name}\ntrue", planes)]
+    with torch.no_grad():
+        for mname, b in bundles.items():
+            m = b.model.eval()
+            sh, bl = sharp.expand(p, -1, -1, -1), blurred.expand(p, -1, -1, -1)
+            rows.append((f"{mname}\n(2 planes)", list(synthesize_blur(m, sh, bl, t))))
+            rows.append((f"{mname} + detail", list(synthesize_blur(m, sh, bl, t, detail=True).clamp(0, 1))))
+        rows.append(("pixel interp.", list(torch.lerp(sharp.expand(p, -1, -1, -1), blurred.expand(p, -1, -1, -1),
+                                                      t.view(-1, 1, 1, 1)))))
+        rows.append(("Gaussian (fit)", [planes[0]] + [defocus_blur(sharp, sigmas[k], "gaussian")[0] for k in range(1, p)]))
+        rows.append(("disk (fit)", [planes[0]] + [defocus_blur(sharp, disk_radii[k], "disk")[0] for k in range(1, p)]))
+        titles = [f"z{k}  t={positions[k]:.2f}" for k in range(p)]
+        box = _zoom_box(planes[0])
+        out = [plot_strip(rows, titles, box, fig_dir / "strip_synthesis.png")]
+        k = p // 2
+        a = torch.tensor([positions[k]], dtype=torch.float64)
+        cols: list[tuple[str, Any]] = [(f"input z{k}", planes[k]), ("true z0", planes[0])]
+        for mname, b in bundles.items():
+            m = b.model.eval()
+            cols.append((f"{mname}", deblur(m, x[:, k], blurred, a)[0]))
+            cols.append((f"{mname} + detail", deblur(m, x[:, k], blurred, a, detail=True).clamp(0, 1)[0]))
+        if truth is not None and truth["radii"][k] > 0:
+            psf = psf_array(truth["radii"][k], truth["psf"])
+            cols += [("RL, true PSF", deconvolve(x[:, k], psf, "rl")[0]), ("Wiener, true PSF", deconvolve(x[:, k], psf, "wiener")[0])]
+        if est_sigmas and est_sigmas.get(k, 0) > 0:
+            psf = psf_array(est_sigmas[k], "gaussian")
+            cols += [("RL, est. PSF", deconvolve(x[:, k], psf, "rl")[0]), ("Wiener, est. PSF", deconvolve(x[:, k], psf, "wiener")[0])]
+        out.append(plot_strip([(f"{name}\ndeblur z{k}", [c for _, c in cols])], [lab for lab, _ in cols], box,
+                              fig_dir / "strip_deblur.png"))
+    return out
 
 
 def evaluate_blur_runs(runs: Mapping[str, str], *, out_dir: str | Path, overrides: Sequence[str] = (),

@@ -1,0 +1,52 @@
+"""Train a tiny baseline, finetune it with the shipped FMA+CA recipe (train.init_from + objective) and
+evaluate both; the finetune's provenance names the source run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from medrobust.tasks import load_config
+from medrobust.tasks.classification import train_classification
+from medrobust.tasks.classification.evaluate import evaluate_classification
+
+DATA = ["data.dataset=pacs", "data.target_domains=[b]", "data.source_domains=[a]", "data.test_fraction=0.25", "data.val_fraction=0.2",
+        "train.batch_size=8", "train.val_every=2", "train.ckpt_every=2", "evaluate.max_images=16",
+        "evaluate.corruptions=[gaussian_noise, fog]", "evaluate.severities=[3]", "evaluate.batch_size=32"]
+
+
+def write_domains(root, n=8):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for d, domain in enumerate(("a", "b")):
+        for c, cls in enumerate(("c0", "c1")):
+            (root / domain / cls).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = rng.integers(0, 60, (32, 32, 3), dtype=np.uint8) + np.uint8(40 * d)
+                img[:, c * 16 : c * 16 + 16] = 220
+                Image.fromarray(img).save(root / domain / cls / f"{i}.png")
+    return root
+
+
+@pytest.mark.slow  # ~80 s on the shared 2-core machine (training, evaluation, figures)
+def test_finetune_fma_ca_from_a_baseline_and_evaluate(tmp_path):
+    root = write_domains(tmp_path / "data_root")
+    common = [*DATA, f"data.root={root}", f"output_dir={tmp_path / 'runs'}"]
+    base = load_config("classification/digits/baseline", [*common, "train.steps=4", "name=base"])
+    train_classification(base, progress=False)
+    ft = load_config("configs/digits/fma_ca.yaml",  # an earlier release's folder name still finds the recipe
+                     [*common, "train.steps=4", "name=fma", f"train.init_from={tmp_path / 'runs' / 'base'}"])
+    assert ft.objective.name == "fma" and ft.objective.distortion["name"] == "combined"
+    result = train_classification(ft, progress=False)
+    assert result.step == 4
+    logged = [json.loads(line) for line in (tmp_path / "runs" / "fma" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("objective_loss", 0) > 0 for r in logged)
+    prov = json.loads((tmp_path / "runs" / "fma" / "init_from.json").read_text())
+    assert prov["source"]["name"] == "base" and prov["checkpoint"].endswith("best.pt")
+    res = evaluate_classification({"baseline": tmp_path / "runs" / "base", "fma_ca": tmp_path / "runs" / "fma"},
+                                  out_dir=tmp_path / "report", progress=False)
+    for name in ("baseline", "fma_ca"):
+        m = res["models"][name]
+        assert 0 <= m["clean"]["accuracy"] <= 1 and set(m["corruptions"]) == {"gaussian_noise", "fog"}
+    assert (tmp_path / "report" / "report.md").is_file()

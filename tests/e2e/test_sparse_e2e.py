@@ -1,0 +1,49 @@
+"""End to end: `medrobust train` with train.sparse on the embedded digits, then `medrobust analyze
+fourier-map` of the run; the CLI's one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medrobust.cli import main
+
+
+def test_fourier_map_cli_names_the_problem(tmp_path, capsys):
+    from medrobust.tasks import load_config
+    from medrobust.train.loop import prepare_run_dir
+
+    cfg = load_config("cardiac/baseline", [f"output_dir={tmp_path}", "name=seg"])
+    prepare_run_dir(cfg)
+    assert main(["analyze", "fourier-map", "--run", str(tmp_path / "seg")]) == 2
+    assert "needs a classification run" in capsys.readouterr().err
+    assert main(["analyze", "fourier-map", "--run", str(tmp_path / "nothing")]) == 2
+    assert "no config.yaml" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["analyze", "fourier-map", "--run", str(tmp_path / "seg"), "--out", str(tmp_path / "file")]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sparse_digits_run_and_its_fourier_map(tmp_path, capsys):
+    common = ["--set", f"output_dir={tmp_path}", "--set", "data.image_size=16", "--set", "data.max_train=128",
+              "--set", "train.steps=20", "--set", "train.device=cpu", "--set", "train.val_every=10", "--no-progress"]
+    sparse = ["--set", "train.sparse={method: granet, sparsity: 0.5, update_every: 5, initial_density: 0.8}"]
+    assert main(["train", "-c", "classification/digits/baseline", "--set", "name=granet", *common, *sparse]) == 0
+    assert main(["train", "-c", "classification/digits/baseline", "--set", "name=dense", *common]) == 0
+    rep = json.loads((tmp_path / "granet" / "sparse.json").read_text())
+    assert abs(rep["density"] - 0.5) < 0.01 and [u["step"] for u in rep["updates"]] == [5, 10, 15]
+    ckpt = torch.load(tmp_path / "granet" / "best.pt", weights_only=True)
+    w = ckpt["model"] if "model" in ckpt else ckpt
+    nz = sum(int((w[k] != 0).sum()) for k in w if k.endswith("weight") and w[k].ndim > 1)
+    tot = sum(w[k].numel() for k in w if k.endswith("weight") and w[k].ndim > 1)
+    assert abs(nz / tot - 0.5) < 0.01, "the saved model is sparse"
+    out = tmp_path / "maps"
+    assert main(["analyze", "fourier-map", "--run", f"dense={tmp_path / 'dense'}", "--run",
+                 f"granet={tmp_path / 'granet'}", "--out", str(out), "--max-images", "40", "--max-frequency", "4",
+                 "--device", "cpu", "--no-progress"]) == 0
+    assert "heat map" in capsys.readouterr().out
+    assert np.load(out / "fourier_map_dense.npy").shape == (9, 9) and (out / "fourier_map.png").is_file()
+    summary = json.loads((out / "fourier_map.json").read_text())
+    assert set(summary) == {"dense", "granet"} and len(summary["granet"]["band_error_low_to_high"]) == 4
