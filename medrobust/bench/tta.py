@@ -9,7 +9,7 @@ import torch
 
 from .common import timeit
 
-__all__ = ["bench_tta", "bench_tta_size"]
+__all__ = ["bench_tta", "tta_rows_at_size"]
 
 
 def bench_tta(device: str = "cpu", repeats: int = 3, quick: bool = False) -> list[dict[str, Any]]:
@@ -23,11 +23,11 @@ def bench_tta(device: str = "cpu", repeats: int = 3, quick: bool = False) -> lis
     sizes = [(32, "resnet18"), (224, "resnet50")] if not quick else [(32, "resnet18"), (64, "resnet18")]
     rows: list[dict[str, Any]] = []
     for size, arch in sizes:
-        rows += bench_tta_size(size, arch, n, dev, repeats)
+        rows += tta_rows_at_size(size, arch, n, dev, repeats)
     return rows
 
 
-def bench_tta_size(size: int, arch: str, n: int, dev: torch.device, repeats: int,
+def tta_rows_at_size(size: int, arch: str, n: int, dev: torch.device, repeats: int,
                    predictors: tuple[str, ...] = ("small", "resnet18")) -> list[dict[str, Any]]:
     """The rows of :func:`bench_tta` for one input size ``n x 3 x size x size`` and frozen ``arch``."""
     from ..models.classifiers import create_classifier

@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "folder to evaluate on")
     p.add_argument("--tta", action="append", metavar="[NAME=]DIR",
                    help="a DynTTA run from `medrobust tta train` (repeatable): every --run model is also evaluated "
-                        "behind this enhancer, as MODEL+NAME (classification)")
+                        "behind this enhancer, as MODEL+NAME (classification, cardiac)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)

@@ -37,20 +37,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--clean", metavar="DIR", help="clean set of a -C source (image folder; CIFAR python release for CIFAR-C)")
     p.add_argument("--corruptions", default="common", help="common (default, the 15 of ImageNet-C), all, extra, or "
                    "a comma-separated list")
-    p.add_argument("--severities", default="1-5", help="e.g. 1-5 (default), 1,3,5")
+    p.add_argument("--severities", default=None, help="e.g. 1-5 (default; --demo: 1,3,5 on the digits, 1-5 on "
+                   "the photographs), 1,3,5")
     p.add_argument("--baseline", metavar="NAME", help="model to compare against (relative robustness, mCE vs it); the "
                    "survey uses ResNet-18")
     p.add_argument("--resize", type=int, default=256, help="shorter side before the centre crop (default 256; 0: none)")
     p.add_argument("--crop", type=int, default=224, help="centre crop side (default 224)")
     p.add_argument("--table", default="auto", choices=["auto", "imagenet", "cifar"],
                    help="corruption parameters (auto: cifar for crops of 64 pixels or less)")
-    p.add_argument("--max-images", type=int, default=None, help="a seeded subset of this many images per cell")
+    p.add_argument("--max-images", type=int, default=None, help="a seeded subset of this many images per cell "
+                   f"(default all; --demo: {DEMO_MAX_IMAGES}, 0: all)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (results do not depend on it)")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: min(4, CPUs))")
     p.add_argument("--seed", type=int, default=0, help="base seed of the on-the-fly corruptions (default 0)")
     p.add_argument("--demo", action="store_true", help="no data needed: train small models on the embedded digits, "
-                   "benchmark them on their test split and on scikit-image's photographs (about a minute on a CPU)")
+                   "benchmark them on their test split and on scikit-image's photographs (about 2 CPU minutes; "
+                   "the full demo protocol: --steps 100 --severities 1-5 --max-images 0)")
+    p.add_argument("--steps", type=int, default=DEMO_STEPS,
+                   help=f"--demo: training steps per model (default {DEMO_STEPS})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_benchmark)
     return p
@@ -148,13 +153,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.demo:
         out = args.out or "runs/benchmark_demo"
         check_out_folder(out)
-        results = run_demo(out, device=args.device, progress=progress, seed=args.seed)
+        results = run_demo(out, device=args.device, progress=progress, seed=args.seed, steps=args.steps,
+                           severities=args.severities,
+                           max_images=DEMO_MAX_IMAGES if args.max_images is None else args.max_images or None)
         for name, res in results.items():
             print(f"## {name}\n{res['table']}\nreport: {res['files'].get('markdown')}")
         return 0
     from ..train.loop import dist_env
 
-    res = run_benchmark_cli(args.model, args.data, args.out, corruptions=args.corruptions, severities=args.severities,
+    res = run_benchmark_cli(args.model, args.data, args.out, corruptions=args.corruptions,
+                            severities=args.severities or "1-5",
                             labels=args.labels, clean=args.clean, baseline=args.baseline, resize=args.resize,
                             crop=args.crop, table=args.table, max_images=args.max_images, device=args.device,
                             batch_size=args.batch_size, workers=args.workers, seed=args.seed, progress=progress)
@@ -167,6 +175,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ demo
 #: scikit-image's bundled colour photographs used by the demo (``skimage.data.<name>()``)
 DEMO_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
+#: the demo's defaults, cut for time (about 2 CPU minutes in all): 50 steps, digits on severities
+#: 1, 3, 5 and 120 test images, photographs on all five severities (AlexNet's mCE needs them); the full
+#: protocol: ``--steps 100 --severities 1-5 --max-images 0``
+DEMO_STEPS, DEMO_SEVERITIES, DEMO_MAX_IMAGES = 50, "1,3,5", 120
 
 
 def write_demo_data(out: str | Path, *, seed: int = 0) -> dict[str, Path]:
@@ -219,17 +231,28 @@ def _demo_digits_test(cfg: Any, out: Path) -> Path:
 
 
 def run_demo(out: str | Path, *, device: str = "auto", progress: bool = True, seed: int = 0,
-             steps: int = 100) -> dict[str, Any]:
+             steps: int = DEMO_STEPS, severities: str | None = None,
+             max_images: int | None = DEMO_MAX_IMAGES) -> dict[str, Any]:
     """``medrobust benchmark --demo``: train the digits baseline and RandConv recipes and a photograph
     classifier briefly (``steps`` each), then benchmark (1) the two digits models on their in-domain
     test split (32 px, CIFAR table, baseline = the ERM model) and (2) the photograph model on held-out
     crops of scikit-image's photographs through the ImageNet protocol (resize 256, crop 224, corrupt,
-    resized to the model's 32 px). Returns ``{name: run_benchmark_cli result}``."""
+    resized to the model's 32 px), on ``severities`` (None: :data:`DEMO_SEVERITIES` for the digits,
+    1-5 for the photographs) and at most ``max_images`` images per cell (None: all). A model already
+    trained in ``out`` is reused only when its saved config is identical; a
+    retrained model discards its group's finished cells. Returns ``{name: run_benchmark_cli result}``."""
+    import shutil
+
     from ..tasks import get_task, load_config
+    from ..train.loop import config_changes
+
+    if steps < 1:
+        raise ValueError(f"--steps: expected a positive int, got {steps}")
 
     out = Path(out)
     runs = out / "runs"
-    common = [f"output_dir={runs}", f"train.steps={steps}", f"seed={seed}", "train.val_every=50", "train.ckpt_every=50",
+    common = [f"output_dir={runs}", f"train.steps={steps}", f"seed={seed}", f"train.val_every={steps}",
+              f"train.ckpt_every={steps}",
               "train.device=cpu" if device in ("auto", "cpu") else f"train.device={device}"]
     roots = write_demo_data(out / "data", seed=seed)
     cfgs = {
@@ -240,16 +263,21 @@ def run_demo(out: str | Path, *, device: str = "auto", progress: bool = True, se
             "data.source_domains=[photo]", "data.target_domains=[]", "data.test_fraction=0.1",
             "data.train_transform=flip", "model.mean=imagenet"]),
     }
-    for cfg in cfgs.values():
+    groups = {"erm": "digits", "randconv": "digits", "photos": "photos"}
+    for key, cfg in cfgs.items():
         run_dir = runs / cfg.name
-        if not (run_dir / "best.pt").is_file():
-            get_task(cfg.task).train(cfg, progress=progress)
+        if (run_dir / "best.pt").is_file() and config_changes(cfg, run_dir) == []:
+            continue  # the same recipe, steps and seed: reuse
+        get_task(cfg.task).train(cfg, progress=progress, overwrite=True)
+        shutil.rmtree(out / groups[key], ignore_errors=True)  # its cells came from the old model
     digits_val = _demo_digits_test(cfgs["erm"], out / "data" / "digits_val")
     res = {
         "digits": run_benchmark_cli([f"erm={runs / 'digits_erm'}", f"randconv={runs / 'digits_randconv'}"],
                                     str(digits_val), str(out / "digits"), resize=None, crop=32, baseline="erm",
-                                    device=device, workers=0, seed=seed, progress=progress, batch_size=256),
+                                    severities=severities or DEMO_SEVERITIES, max_images=max_images, device=device,
+                                    workers=0, seed=seed, progress=progress, batch_size=256),
         "photos": run_benchmark_cli([f"photos={runs / 'photos_digitnet'}"], str(roots["val"]), str(out / "photos"),
-                                    device=device, workers=0, seed=seed, progress=progress, batch_size=32),
+                                    severities=severities or "1-5", max_images=max_images, device=device,
+                                    workers=0, seed=seed, progress=progress, batch_size=32),
     }
     return res

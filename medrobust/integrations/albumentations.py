@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import albumentations as A
@@ -35,8 +34,9 @@ import pydantic
 import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema
 
-from ..augment import REGISTRY, BatchAugment, build
+from ..augment import BatchAugment, build
 from ..augment.registry import allowed_kwargs
+from ._generated import GeneratedTransforms
 
 __all__ = ["CoreTransform", "TRANSFORMS", "image_transform"]
 
@@ -111,38 +111,15 @@ def _make(name: str, cls: type[BatchAugment]) -> type[CoreTransform]:
     return type(A.ImageOnlyTransform).__new__(type(A.ImageOnlyTransform), tname, (CoreTransform,), ns)
 
 
+_GENERATED = GeneratedTransforms(_make, globals(), __all__)
 #: registry name -> generated transform class
-TRANSFORMS: dict[str, type[CoreTransform]] = {}
-
-
-def _generate() -> None:
-    for name, cls in sorted(REGISTRY.items()):
-        if name not in TRANSFORMS:
-            t = _make(name, cls)
-            TRANSFORMS[name] = t
-            globals()[t.__name__] = t
-            if t.__name__ not in __all__:
-                __all__.append(t.__name__)
+TRANSFORMS: dict[str, type[CoreTransform]] = _GENERATED.classes  # type: ignore[assignment]
 
 
 def image_transform(name: str) -> type[CoreTransform]:
     """The transform class of registry core ``name`` (``ValueError`` listing the names otherwise)."""
-    _generate()
-    if name.lower() not in TRANSFORMS:
-        raise ValueError(f"unknown core {name!r}; choose one of {sorted(TRANSFORMS)}")
-    return TRANSFORMS[name.lower()]
+    return _GENERATED.get(name)
 
 
-def __getattr__(attr: str) -> Any:  # cores registered after this module was imported
-    _generate()
-    if attr in globals():
-        return globals()[attr]
-    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
-
-
-def __dir__() -> Sequence[str]:
-    _generate()
-    return sorted(globals())
-
-
-_generate()
+__getattr__, __dir__ = _GENERATED.hooks(__name__)  # cores registered after this module was imported
+_GENERATED.generate()

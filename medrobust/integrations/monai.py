@@ -28,7 +28,7 @@ Behaviour (MONAI's ``RandomizableTransform`` + ``MapTransform`` contract):
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,8 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 
-from ..augment import REGISTRY, BatchAugment, build
+from ..augment import BatchAugment, build
+from ._generated import GeneratedTransforms
 
 __all__ = ["CoreDictTransform", "TRANSFORMS", "dict_transform"]
 
@@ -127,38 +128,15 @@ def _make(name: str, cls: type[BatchAugment]) -> type[CoreDictTransform]:
     return type(_class_name(cls), (CoreDictTransform,), {"core_name": name, "__doc__": doc, "__module__": __name__})
 
 
+_GENERATED = GeneratedTransforms(_make, globals(), __all__)
 #: registry name -> generated transform class
-TRANSFORMS: dict[str, type[CoreDictTransform]] = {}
-
-
-def _generate() -> None:
-    for name, cls in sorted(REGISTRY.items()):
-        if name not in TRANSFORMS:
-            t = _make(name, cls)
-            TRANSFORMS[name] = t
-            globals()[t.__name__] = t
-            if t.__name__ not in __all__:
-                __all__.append(t.__name__)
+TRANSFORMS: dict[str, type[CoreDictTransform]] = _GENERATED.classes  # type: ignore[assignment]
 
 
 def dict_transform(name: str) -> type[CoreDictTransform]:
     """The transform class of registry core ``name`` (``ValueError`` listing the names otherwise)."""
-    _generate()
-    if name.lower() not in TRANSFORMS:
-        raise ValueError(f"unknown core {name!r}; choose one of {sorted(TRANSFORMS)}")
-    return TRANSFORMS[name.lower()]
+    return _GENERATED.get(name)
 
 
-def __getattr__(attr: str) -> Any:  # cores registered after this module was imported
-    _generate()
-    if attr in globals():
-        return globals()[attr]
-    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
-
-
-def __dir__() -> Sequence[str]:
-    _generate()
-    return sorted(globals())
-
-
-_generate()
+__getattr__, __dir__ = _GENERATED.hooks(__name__)  # cores registered after this module was imported
+_GENERATED.generate()

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import ConfigError, read_yaml, save_config, validate
 from ..io import append_jsonl, atomic_torch_save, read_jsonl
+from .seeding import mix_seed
 
 __all__ = [
     "fit_config",
@@ -55,13 +56,7 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------ data order
-def _mix(*values: int) -> int:
-    """Deterministic 63-bit seed from integers (SplitMix-style mixing)."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h ^= (int(v) + 0x9E3779B97F4A7C15 + ((h << 6) & 0xFFFFFFFFFFFFFFFF) + (h >> 2)) & 0xFFFFFFFFFFFFFFFF
-        h = (h * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    return h & 0x7FFFFFFFFFFFFFFF
+_mix = mix_seed
 
 
 class StepBatchSampler(Sampler[list[tuple[int, int]]]):

@@ -35,6 +35,8 @@ from typing import Any
 
 import torch
 
+from .seeding import mix_seed
+
 __all__ = ["SparseMasks", "make_updater", "SparseUpdater", "METHODS", "prunable_weights", "erk_counts"]
 
 #: method name -> default regrowth (``random`` or ``gradient``)
@@ -43,13 +45,7 @@ METHODS: dict[str, str] = {"set": "random", "rigl": "gradient", "mest": "random"
 _CONV_LINEAR = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
 
 
-def _mix(*values: int) -> int:
-    """Deterministic 63-bit seed from integers (SplitMix-style, as ``train.loop``)."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h ^= (int(v) + 0x9E3779B97F4A7C15 + ((h << 6) & 0xFFFFFFFFFFFFFFFF) + (h >> 2)) & 0xFFFFFFFFFFFFFFFF
-        h = (h * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    return h & 0x7FFFFFFFFFFFFFFF
+_mix = mix_seed
 
 
 def prunable_weights(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:

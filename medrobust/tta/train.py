@@ -132,7 +132,8 @@ def load_enhancer(run_dir: str | Path, *, checkpoint: str = "best.pt", device: t
                          "`medrobust tta train` (a model run goes to --run)")
     if not ckpt.is_file():
         raise FileNotFoundError(f"--tta {run_dir}: no {checkpoint}; train it first (`medrobust tta train`)")
-    size = int((raw.get("data") or {}).get("image_size", 224))
+    data = raw.get("data") or {}
+    size = int(data.get("image_size") or (data.get("spatial_size") or [224])[0])  # cardiac: spatial_size
     enhancer = enhancer_from_section(section, image_size=size)
     load_weights(enhancer, ckpt, what=f"--tta {run_dir}", detail=f" (the DynTTA of {cfg_path})")
     return raw, enhancer.to(device).eval()

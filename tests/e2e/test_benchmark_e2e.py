@@ -199,16 +199,38 @@ def test_model_specs_parse():
         parse_model_spec("hf:foo")
 
 
+def test_demo_flags_reach_the_full_protocol_and_check_steps(tmp_path, capsys):
+    from medrobust.cli import build_parser
+    from medrobust.cli.benchmark import DEMO_MAX_IMAGES, DEMO_SEVERITIES, DEMO_STEPS
+
+    args = build_parser().parse_args(["benchmark", "--demo"])
+    assert (args.steps, args.severities, args.max_images) == (DEMO_STEPS, None, None)  # demo defaults apply
+    assert (DEMO_STEPS, DEMO_SEVERITIES, DEMO_MAX_IMAGES) == (50, "1,3,5", 120)
+    full = build_parser().parse_args(["benchmark", "--demo", "--steps", "100", "--severities", "1-5", "--max-images", "0"])
+    assert (full.steps, full.severities, full.max_images) == (100, "1-5", 0)
+    assert _run(["--demo", "--steps", "0", "--out", str(tmp_path / "d")]) == 2
+    msg = capsys.readouterr().err.strip()
+    assert "--steps" in msg and "\n" not in msg and not (tmp_path / "d" / "data").exists()
+
+
 @pytest.mark.slow
 def test_demo_runs_and_writes_both_reports(tmp_path):
     from medrobust.cli.benchmark import run_demo
 
     res = run_demo(tmp_path, device="cpu", progress=False, steps=20)
+    mtime = (tmp_path / "runs" / "digits_erm" / "best.pt").stat().st_mtime_ns
     assert set(res) == {"digits", "photos"}
     digits = res["digits"]["summary"]
     assert set(digits) == {"erm", "randconv"} and digits["erm"]["relative_robustness"] == 0
     assert len(digits["erm"]["corruptions"]) == 15
+    assert {int(s) for s in digits["erm"]["corruptions"]["fog"]} == {1, 3, 5}  # the demo's digits severities
+    assert digits["erm"]["clean"]["n"] == 120  # DEMO_MAX_IMAGES of the 240 test images
     photos = res["photos"]["summary"]["photos"]
     assert "mce" in photos and photos["clean"]["n"] == 20  # ImageNet protocol: AlexNet-normalised
+    assert {int(s) for s in photos["corruptions"]["fog"]} == {1, 2, 3, 4, 5}
+    csv = (tmp_path / "digits" / "results.csv").read_text()
+    run_demo(tmp_path, device="cpu", progress=False, steps=20)  # identical configs: models and cells reused
+    assert (tmp_path / "digits" / "results.csv").read_text() == csv
+    assert (tmp_path / "runs" / "digits_erm" / "best.pt").stat().st_mtime_ns == mtime
     for name in ("digits", "photos"):
         assert (tmp_path / name / "results.csv").is_file() and (tmp_path / name / "report.md").is_file()

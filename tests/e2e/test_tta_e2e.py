@@ -57,3 +57,48 @@ def test_dyntta_train_resume_evaluate(tmp_path, capsys):
     # a TTA run given as a model is a one-line error
     assert main(["evaluate", "--run", str(run), "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     assert "pass it as --tta" in capsys.readouterr().err
+
+
+CARDIAC = ["data.synthetic.n_train=4", "data.synthetic.n_test=1", "data.synthetic.size=[48,48]", "data.synthetic.n_slices=2",
+           "data.spatial_size=[32,32]"]
+
+
+def test_cardiac_dyntta_train_evaluate(tmp_path, capsys):
+    """A tiny 2D cardiac segmenter, its 1-channel enhancer (MRI corruptions, Dice+CE) through the CLI, and
+    the cardiac evaluation with ``base+dyntta`` next to ``base`` on the same slices."""
+    out = str(tmp_path)
+    sets = sum((["--set", s] for s in CARDIAC), [])
+    assert main(["train", "--config", "cardiac/baseline", "--no-progress", "--set", f"output_dir={out}", *sets,
+                 "--set", "model.channels=[4,8,16]", "--set", "model.strides=[2,2]", "--set", "train.steps=4",
+                 "--set", "train.val_every=4", "--set", "train.ckpt_every=4", "--set", "train.batch_size=4"]) == 0
+    base = tmp_path / "acdc_baseline"
+    before = torch.load(base / "best.pt", weights_only=True)
+    assert main(["tta", "train", "--model", str(base), "--config", "cardiac/dyntta", "--no-progress",
+                 "--set", f"output_dir={out}", "--set", "train.steps=4", "--set", "train.val_every=2",
+                 "--set", "train.ckpt_every=2", "--set", "train.batch_size=4", "--set", "tta.val_images=8"]) == 0
+    run = tmp_path / "acdc_dyntta"
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    assert not any(k.startswith("model.") for k in ckpt["model"])  # the enhancer's weights only
+    after = torch.load(base / "best.pt", weights_only=True)
+    assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_shift_dice" in r and "val_clean_dice_frozen" in r for r in lines)
+    # `medrobust train` on the recipe is a one-line error
+    assert main(["train", "--config", "cardiac/dyntta", "--set", f"output_dir={out}", "--no-progress"]) == 2
+    assert "medrobust tta train" in capsys.readouterr().err
+
+    rep = tmp_path / "report"
+    assert main(["evaluate", "--run", f"base={base}", "--tta", f"dyntta={run}", "--out", str(rep), "--no-progress",
+                 "--set", "evaluate.corruptions=[rician_noise,bias_field]", "--set", "evaluate.severities=[1,3]",
+                 "--set", "evaluate.hd95=false"]) == 0
+    res = json.loads((rep / "report.json").read_text())
+    assert set(res["models"]) == {"base", "base+dyntta"}
+    b, e = res["models"]["base"], res["models"]["base+dyntta"]
+    assert e["clean"]["n_cases"] == b["clean"]["n_cases"] > 0 and set(e["corruptions"]) == {"rician_noise", "bias_field"}
+    assert e["run_dir"] == str(base)
+    w = res["tta"]["dyntta"]["mean_weights"]
+    assert set(w) >= {"clean", "corrupt"} and sum(w["corrupt"].values()) == pytest.approx(1.0)
+    assert "base+dyntta" in (rep / "report.md").read_text()
+    # a TTA run given as a model is a one-line error
+    assert main(["evaluate", "--run", str(run), "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert "pass it as --tta" in capsys.readouterr().err

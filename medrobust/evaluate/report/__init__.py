@@ -5,7 +5,8 @@
 * :mod:`.figures`: :func:`new_figure`, :func:`save_figure` (atomic) and image panels;
 * :mod:`.references`: the references section (published numbers, as reported);
 * :mod:`.sources`: the provenance section (runs, checkpoints, steps, test data, corrupted set);
-* :mod:`.writer`: :class:`Section`, :func:`write_report`.
+* :mod:`.writer`: :class:`Section`, :func:`write_report`;
+* :mod:`.sparse`: the sparse-training section (each evaluated run's ``sparse.json``), added by the writer.
 
 Each task's own sections, tables and plots live in ``medrobust/tasks/<task>/report.py``.
 """
@@ -33,11 +34,13 @@ from .tables import (
     sanitize,
 )
 from .sources import SOURCES_HEADING, describe_source, runs_table, sources_section
+from .sparse import SPARSE_HEADING, sparse_blocks, sparse_record, sparse_runs
 from .writer import (
     Section,
     figures_section,
     render_markdown,
     report_files,
+    sparse_section,
     write_report,
 )
 
@@ -47,4 +50,5 @@ __all__ = [
     "REFERENCES_HEADING", "CITATION_KEYS", "references_heading", "references_markdown", "protocol_note",
     "SOURCES_HEADING", "describe_source", "runs_table", "sources_section",
     "Section", "render_markdown", "figures_section", "report_files", "write_report",
+    "SPARSE_HEADING", "sparse_record", "sparse_runs", "sparse_blocks", "sparse_section",
 ]

@@ -22,9 +22,11 @@ from medrobust.io import atomic_path, atomic_write_json, atomic_write_text
 
 from .figures import save_figure
 from .references import references_heading, references_markdown
+from .sparse import SPARSE_HEADING, sparse_blocks, sparse_runs
 from .tables import sanitize
 
-__all__ = ["Section", "sanitize", "render_markdown", "figures_section", "report_files", "write_report"]
+__all__ = ["Section", "sanitize", "render_markdown", "figures_section", "report_files", "write_report",
+           "sparse_section"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,13 @@ def figures_section(figures: Mapping[str, str | os.PathLike[str]], *, heading: s
     ``heading`` (None: no heading); ``compact``: one line each instead of one paragraph each."""
     links = [f"![{name}](figures/{Path(p).name})" for name, p in figures.items()]
     return Section(heading, "\n".join(links) if compact else links)
+
+
+def sparse_section(records: Sequence[Mapping[str, Any]]) -> Section | None:
+    """The "Sparse training" section for :func:`~medrobust.evaluate.report.sparse.sparse_runs`' records
+    (method, target and realised density, per-layer densities, connections moved); None when empty."""
+    blocks = sparse_blocks(records)
+    return Section(SPARSE_HEADING, blocks) if blocks else None
 
 
 def report_files(out_dir: str | os.PathLike[str]) -> dict[str, Path]:
@@ -98,6 +107,9 @@ def write_report(
             :func:`~medrobust.evaluate.report.references.references_markdown` with ``reference_decimals``;
             ``references_caveat`` is a note printed under them (e.g. that the published numbers were
             measured on another protocol than the data evaluated here).
+        Runs trained with ``train.sparse`` (a ``sparse.json`` in the run folder named by
+            ``results["models"][name]["provenance"]["run_dir"]``) get a "Sparse training" section
+            after the sections (:func:`sparse_section`) and their records in ``results["sparse"]``.
         files_key: when given, ``results[files_key]`` is set to ``{name: str(path)}`` of every file
             written (``json``, ``markdown``, then the figures) before ``report.json`` is written.
 
@@ -128,11 +140,16 @@ def write_report(
                     shutil.copyfile(src, tmp)
             saved[name] = dst
     files.update(saved)
+    sparse = sparse_runs(results.get("models") or {}) if isinstance(results, dict) else []
+    if sparse:  # runs trained with train.sparse: their sparse.json, in every task's report
+        results["sparse"] = sparse
     if files_key is not None:
         results[files_key] = {k: str(v) for k, v in files.items()}
     atomic_write_json(files["json"], sanitize(results), allow_nan=False)
 
     parts = list(sections)
+    if (sparse_part := sparse_section(sparse)) is not None:
+        parts.append(sparse_part)
     if references:
         parts.append(Section(references_heading(references_note), references_markdown(references, decimals=reference_decimals,
                                                                                    note=references_caveat)))

@@ -8,7 +8,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from ...config import AFAConfig, EvaluateBase, ExperimentBase, Strict, TrainBase
+from ...config import (
+    AFAConfig,
+    DynTTAConfig,
+    EvaluateBase,
+    ExperimentBase,
+    Strict,
+    TrainBase,
+)
 
 __all__ = ["CardiacConfig", "CardiacDataConfig", "CardiacModelConfig", "CardiacTrainConfig", "CardiacEvaluateConfig",
            "CardiacSyntheticConfig"]
@@ -74,3 +81,4 @@ class CardiacConfig(ExperimentBase):
     afa: AFAConfig | None = None
     train: CardiacTrainConfig = CardiacTrainConfig()
     evaluate: CardiacEvaluateConfig = CardiacEvaluateConfig()
+    tta: DynTTAConfig | None = None  # a DynTTA run (`medrobust tta train`): the enhancer of a frozen segmenter

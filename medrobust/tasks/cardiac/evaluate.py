@@ -181,6 +181,7 @@ def evaluate_cardiac(
     device: str = "auto",
     progress: bool = True,
     extra_figures: dict[str, Any] | None = None,
+    tta: dict[str, str | Path] | None = None,
 ) -> dict[str, Any]:
     """Evaluate trained runs (``{model_name: run_dir}``) and write ``out_dir/report.{md,json}`` + figures.
 
@@ -189,7 +190,9 @@ def evaluate_cardiac(
     the first forward pass: the report folder, every run's config and checkpoint, the device, the data
     roots and, with ``corrupted_root``, every corrupted volume. ``extra_figures``: more figures for the
     report (``{name: image path or Figure}``, linked after the built-in ones). Returns the results dict
-    (schema in :mod:`medrobust.tasks.cardiac.report`).
+    (schema in :mod:`medrobust.tasks.cardiac.report`). ``tta``: ``{name: DynTTA run}`` adds
+    ``<model>+<name>`` for every model: the enhancer applied to each normalised slice batch before the
+    frozen model (:mod:`medrobust.tasks.tta.evaluate`; 2D models only).
     """
     from tqdm.auto import tqdm
 
@@ -208,7 +211,17 @@ def evaluate_cardiac(
     check_out_dir(out_dir)
     check_runs(runs)
     dev = resolve_device(device, what="--device")
-    loaded = {name: load_run(path, device=dev) for name, path in runs.items()}
+    from ..tta.evaluate import attach_enhancers, enhancer_summary, refuse_tta_runs
+
+    refuse_tta_runs(runs)
+    loaded: dict[str, Any] = {name: load_run(path, device=dev) for name, path in runs.items()}
+    if tta and any(cfg.data.mode != "2d" for cfg, _ in loaded.values()):
+        raise ValueError("--tta: DynTTA enhances 2D slices; every --run must be a data.mode: 2d model")
+    enhanced, base_of, tta_info = attach_enhancers(loaded, tta, dev)
+    for tname, meta in tta_info.items():
+        if (meta["config"].get("tta") or {}).get("num_channels") != 1:
+            raise ValueError(f"--tta {tname}={meta['run_dir']}: is not a cardiac DynTTA run (1 channel); train one with "
+                             "`medrobust tta train --model RUN --config cardiac/dyntta`")
     cfg0 = next(iter(loaded.values()))[0]
     if overrides:
         cfg0 = validate(apply_overrides(cfg0.model_dump(mode="json"), overrides), source="--set", model=CardiacConfig)
@@ -272,6 +285,8 @@ def evaluate_cardiac(
                 inputs: dict[str, torch.Tensor] = {}
                 preds = {}
                 for name, (cfg, model) in loaded.items():
+                    if name in enhanced:
+                        enhanced[name].condition = kind
                     pred = predict_volume(model, vol, cfg, dev, inputs)
                     meters[(name, kind, corr, sev)].update(pred, label, spacing=tuple(frame.spacing), case_id=f"{patient.id}_{key}")
                     preds[name] = pred
@@ -307,9 +322,12 @@ def evaluate_cardiac(
             entry["corruptions"][c] = {str(s): meters[(name, "corrupt", c, s)].summary() for s in ev.severities}
         if (name, "shifted", None, None) in meters:
             entry["shifted"] = meters[(name, "shifted", None, None)].summary()
-        entry["run_dir"] = str(runs[name])
-        entry["provenance"] = run_provenance(runs[name], checkpoint="best.pt", configured_steps=models_cfg[name].train.steps)
+        run_dir = runs[base_of.get(name, name)]
+        entry["run_dir"] = str(run_dir)
+        entry["provenance"] = run_provenance(run_dir, checkpoint="best.pt", configured_steps=models_cfg[name].train.steps)
         results["models"][name] = entry
+    if tta_info:
+        results["tta"] = enhancer_summary(enhanced, base_of, tta_info)
     refs, note = _references(embedded=cfg0.data.root is None)
     if refs:
         results["references"] = refs

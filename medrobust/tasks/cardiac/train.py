@@ -140,6 +140,9 @@ def train_cardiac(cfg: CardiacConfig, *, resume: bool = False, overwrite: bool =
     )
     from ...train.loop import dist_env, fit_config, prepare_run_dir, resolve_device
 
+    if cfg.tta is not None:
+        raise ValueError(f"{cfg.name}: the config has a tta: section (a DynTTA recipe); train it with `medrobust tta "
+                         "train --model RUN --config cardiac/dyntta`")
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
     prepare_run_dir(cfg, resume=resume, overwrite=overwrite, env=env)

@@ -41,12 +41,12 @@ from ..classification.config import ClassificationConfig
 
 __all__ = ["load_tta_config", "train_dyntta", "frozen_classifier", "training_shift", "make_step", "TTA_TASKS"]
 
-#: the tasks ``medrobust tta train`` supports
-TTA_TASKS = ("classification",)
+#: the tasks ``medrobust tta train`` supports (cardiac: :mod:`medrobust.tasks.tta.cardiac`)
+TTA_TASKS = ("classification", "cardiac")
 
 
 def load_tta_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = (), *,
-                    model: str | os.PathLike[str] | None = None) -> ClassificationConfig:
+                    model: str | os.PathLike[str] | None = None) -> Any:
     """The validated TTA run config: the recipe at ``path`` (or a shipped recipe's name), ``--set``
     overrides, ``--model`` (``tta.model``) and the frozen run's ``data``/``model`` sections merged in."""
     src_path = resolve_config_path(path) if path is not None else None
@@ -58,6 +58,10 @@ def load_tta_config(path: str | os.PathLike[str] | None, overrides: Sequence[str
     task = raw.get("task", "classification")
     if task not in TTA_TASKS:
         raise ConfigError(f"{source}: task: {task!r}; medrobust tta train supports {list(TTA_TASKS)}")
+    if task == "cardiac":
+        from .cardiac import load_cardiac_tta_config
+
+        return load_cardiac_tta_config(raw, source, model=model)
     tta = raw["tta"]
     if model is not None:
         tta["model"] = str(model)
@@ -150,7 +154,7 @@ def _accuracy(model: Any, x: torch.Tensor, y: torch.Tensor, device: torch.device
     return correct / max(1, len(x))
 
 
-def train_dyntta(cfg: ClassificationConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+def train_dyntta(cfg: Any, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
                  stop_after: int | None = None):
     """Train the enhancer of ``cfg.tta`` (see the module docstring); writes ``<run>/{config.yaml,
     metrics.jsonl, last.pt, best.pt}`` and returns the loop's :class:`~medrobust.train.loop.FitResult`."""
@@ -160,6 +164,10 @@ def train_dyntta(cfg: ClassificationConfig, *, resume: bool = False, overwrite: 
     t = cfg.tta
     if t is None:
         raise ValueError("tta: the config has no tta: section (medrobust tta train needs a DynTTA recipe)")
+    if cfg.task == "cardiac":
+        from .cardiac import train_dyntta_cardiac
+
+        return train_dyntta_cardiac(cfg, resume=resume, overwrite=overwrite, progress=progress, stop_after=stop_after)
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
     prepare_run_dir(cfg, resume=resume, overwrite=overwrite, env=env)
