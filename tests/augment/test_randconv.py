@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medrobust.augment import RandConv, select_params
+from medrobust.augment import RandConv
 from medrobust.augment.randconv import DISTRIBUTIONS, _crop_kernel, sample_conv_weights
 
 

@@ -21,17 +21,17 @@ it, ``model.weights`` must be a local ``state_dict`` of the configured segmenter
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ...config import ConfigError, read_yaml, validate
+from ...config import ConfigError, validate
 from ...data.collate import collate_image_label
 from ...train.steps import SegmentationAdapter
 from ...tta import DynTTA, RandomCorruption, freeze
 from ..cardiac.config import CardiacConfig
+from .frozen import merge_frozen_run
 
 __all__ = ["load_cardiac_tta_config", "cardiac_shift", "frozen_segmenter", "make_segmentation_step",
            "train_dyntta_cardiac"]
@@ -41,23 +41,8 @@ def load_cardiac_tta_config(raw: dict[str, Any], source: str, *,
                             model: str | os.PathLike[str] | None = None) -> CardiacConfig:
     """The validated cardiac TTA config from the recipe dict ``raw`` (overrides applied): ``--model``
     (``tta.model``) and the frozen run's ``data``/``model`` sections merged in."""
+    merge_frozen_run(raw, model, config_model=CardiacConfig, what="segmenter", task="cardiac")
     tta = raw["tta"]
-    if model is not None:
-        tta["model"] = str(model)
-    if tta.get("model"):
-        run = Path(str(tta["model"]))
-        cfg_path = run / "config.yaml"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"--model {run}: no config.yaml (expected a run folder from `medrobust train`)")
-        frozen_raw = read_yaml(cfg_path)
-        if frozen_raw.get("tta"):
-            raise ValueError(f"--model {run}: is a DynTTA run; expected the frozen segmenter's run folder")
-        if frozen_raw.get("task", "cardiac") != "cardiac":
-            raise ValueError(f"--model {run}: is a task: {frozen_raw.get('task')!r} run; the recipe {source} is task: cardiac")
-        frozen = validate(frozen_raw, source=str(cfg_path), model=CardiacConfig)
-        dump = frozen.model_dump(mode="json")
-        raw["data"] = {**dump["data"], **(raw.get("data") or {})}
-        raw["model"] = {**dump["model"], "weights": None}
     tta.setdefault("num_channels", 1)
     cfg = validate(raw, source=source, model=CardiacConfig)
     assert cfg.tta is not None

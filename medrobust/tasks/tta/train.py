@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,7 @@ from ...data.collate import collate_image_label
 from ...train.steps import ClassificationAdapter
 from ...tta import DynTTA, RandomCorruption, freeze
 from ..classification.config import ClassificationConfig
+from .frozen import merge_frozen_run
 
 __all__ = ["load_tta_config", "train_dyntta", "frozen_classifier", "training_shift", "make_step", "TTA_TASKS"]
 
@@ -62,21 +62,8 @@ def load_tta_config(path: str | os.PathLike[str] | None, overrides: Sequence[str
         from .cardiac import load_cardiac_tta_config
 
         return load_cardiac_tta_config(raw, source, model=model)
+    merge_frozen_run(raw, model, config_model=ClassificationConfig, what="classifier")
     tta = raw["tta"]
-    if model is not None:
-        tta["model"] = str(model)
-    if tta.get("model"):
-        run = Path(str(tta["model"]))
-        cfg_path = run / "config.yaml"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"--model {run}: no config.yaml (expected a run folder from `medrobust train`)")
-        frozen_raw = read_yaml(cfg_path)
-        if frozen_raw.get("tta"):
-            raise ValueError(f"--model {run}: is a DynTTA run; expected the frozen classifier's run folder")
-        frozen = validate(frozen_raw, source=str(cfg_path), model=ClassificationConfig)
-        dump = frozen.model_dump(mode="json")
-        raw["data"] = {**dump["data"], **(raw.get("data") or {})}
-        raw["model"] = {**dump["model"], "weights": None}
     tta.setdefault("num_channels", 3)
     cfg = validate(raw, source=source, model=ClassificationConfig)
     assert cfg.tta is not None
