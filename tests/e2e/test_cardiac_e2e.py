@@ -85,31 +85,16 @@ def test_3d_volume_mode_with_sliding_window(tmp_path):
     assert "generated on the fly (seed 0;" in (out / "report.md").read_text()
 
 
-def _no_forward_pass(monkeypatch):
-    """Make every model that evaluate_cardiac loads fail on its first forward pass."""
-    import medrobust.tasks.cardiac.evaluate as ev
-
-    real = ev.load_run
-
-    def refuse(*args):
-        raise AssertionError("a forward pass ran before the inputs were checked")
-
-    def load_run(path, **kw):
-        cfg, model = real(path, **kw)
-        model.register_forward_pre_hook(refuse)
-        return cfg, model
-
-    monkeypatch.setattr(ev, "load_run", load_run)
-    return ev
-
-
-def test_evaluate_checks_everything_before_the_first_forward_pass(tmp_path, monkeypatch, capsys):
+def test_evaluate_checks_everything_before_the_first_forward_pass(tmp_path, monkeypatch, capsys,
+                                                                  refuse_forward_passes):
     assert main(["train", "--no-progress", *sets(f"output_dir={tmp_path}", "name=base", *TINY, "train.steps=2")]) == 0
     root = next((tmp_path / "data").glob("acdc_synthetic_*"))
     corrupted = tmp_path / "acdc_c"
     assert main(["corrupt", "--task", "acdc", "--root", str(root), "--out", str(corrupted), "--corruptions",
                  "gibbs_ringing", "--severities", "1", "--seed", "0", "--no-progress"]) == 0
-    ev = _no_forward_pass(monkeypatch)
+    import medrobust.tasks.cardiac.evaluate as ev
+
+    refuse_forward_passes(monkeypatch, ev)
     over = ["evaluate.corruptions=[gibbs_ringing]", "evaluate.severities=[1, 5]"]
     run = tmp_path / "base"
     # the corrupted set lacks severity 5: named (first few + count) before the clean pass, not after it

@@ -67,20 +67,11 @@ def test_train_evaluate_report(runs):
         assert f"](figures/{png.name})" in md, png.name
 
 
-def test_evaluate_checks_every_corrupted_folder_before_the_first_forward_pass(runs, tmp_path, monkeypatch):
+def test_evaluate_checks_every_corrupted_folder_before_the_first_forward_pass(runs, tmp_path, monkeypatch,
+                                                                              refuse_forward_passes):
     import medrobust.tasks.classification.evaluate as ev
 
-    real = ev.load_run
-
-    def refuse(*args):
-        raise AssertionError("a forward pass ran before the inputs were checked")
-
-    def load_run(path, **kw):
-        cfg, model = real(path, **kw)
-        model.register_forward_pre_hook(refuse)
-        return cfg, model
-
-    monkeypatch.setattr(ev, "load_run", load_run)
+    refuse_forward_passes(monkeypatch, ev)
     root = tmp_path / "imagenet_c_style"
     for c in ("gaussian_noise", "contrast"):
         (root / c / "1" / "0").mkdir(parents=True)  # severity 5 of each is missing

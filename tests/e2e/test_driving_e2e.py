@@ -26,7 +26,7 @@ def cfg_for(tmp_path, name, *extra):
     return load_config(None, [f"output_dir={tmp_path}", f"name={name}", *TINY, *extra], model=DrivingConfig)
 
 
-def test_train_and_evaluate_baseline_and_randconv(tmp_path):
+def test_train_and_evaluate_baseline_and_randconv(tmp_path, refuse_forward_passes):
     torch.manual_seed(0)
     for name, extra in (("base", []), ("rc", ["augment.0={name: randconv, mixing: true}", "consistency={views: 2}"])):
         res = train_driving(cfg_for(tmp_path, name, *extra), progress=False)
@@ -83,18 +83,8 @@ def test_train_and_evaluate_baseline_and_randconv(tmp_path):
     assert removed
     for p in removed:
         p.unlink()
-    real = ev.load_run
-
-    def refuse(*args):
-        raise AssertionError("a forward pass ran before the inputs were checked")
-
-    def load_run(path, **kw):
-        cfg, model = real(path, **kw)
-        model.register_forward_pre_hook(refuse)
-        return cfg, model
-
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ev, "load_run", load_run)
+        refuse_forward_passes(mp, ev)
         with pytest.raises(FileNotFoundError) as err:
             ev.evaluate_driving({"baseline": tmp_path / "base"}, out_dir=tmp_path / "rep_c", corrupted_root=croot,
                                 overrides=["evaluate.severities=[2, 4]"], device="cpu", progress=False)

@@ -3,7 +3,6 @@ evaluate both; the finetune's provenance names the source run."""
 
 import json
 
-import numpy as np
 import pytest
 
 from medrobust.tasks import load_config
@@ -15,22 +14,8 @@ DATA = ["data.dataset=pacs", "data.target_domains=[b]", "data.source_domains=[a]
         "evaluate.corruptions=[gaussian_noise, fog]", "evaluate.severities=[3]", "evaluate.batch_size=32"]
 
 
-def write_domains(root, n=8):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for d, domain in enumerate(("a", "b")):
-        for c, cls in enumerate(("c0", "c1")):
-            (root / domain / cls).mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                img = rng.integers(0, 60, (32, 32, 3), dtype=np.uint8) + np.uint8(40 * d)
-                img[:, c * 16 : c * 16 + 16] = 220
-                Image.fromarray(img).save(root / domain / cls / f"{i}.png")
-    return root
-
-
 @pytest.mark.slow  # ~80 s on the shared 2-core machine (training, evaluation, figures)
-def test_finetune_fma_ca_from_a_baseline_and_evaluate(tmp_path):
+def test_finetune_fma_ca_from_a_baseline_and_evaluate(tmp_path, write_domains):
     root = write_domains(tmp_path / "data_root")
     common = [*DATA, f"data.root={root}", f"output_dir={tmp_path / 'runs'}"]
     base = load_config("classification/digits/baseline", [*common, "train.steps=4", "name=base"])

@@ -15,24 +15,8 @@ TINY = ["task=classification", "data.dataset=pacs", "data.target_domains=[b]", "
         "train.schedule=constant", "data.test_fraction=0.25", "data.val_fraction=0.2"]
 
 
-def write_domains(root, n=8):
-    """A tiny ROOT/<domain>/<class>/<i>.png set (two domains, two classes)."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for d, domain in enumerate(("a", "b")):
-        for c, cls in enumerate(("c0", "c1")):
-            (root / domain / cls).mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                img = rng.integers(0, 60, (32, 32, 3), dtype=np.uint8) + np.uint8(40 * d)
-                img[:, c * 16 : c * 16 + 16] = 220
-                Image.fromarray(img).save(root / domain / cls / f"{i}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
+def source(tmp_path_factory, write_domains):
     out = tmp_path_factory.mktemp("ft")
     TINY.append(f"data.root={write_domains(out / 'data_root')}")
     cfg = load_config(None, [*TINY, f"output_dir={out}", "name=src"])
