@@ -103,12 +103,22 @@ def device_generator(generator: torch.Generator | None, device: torch.device | s
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def _to(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
+    """``t`` on ``device``; a host-to-device copy does not wait for the device (CUDA stages a
+    pageable source before returning, so this is safe), which keeps small per-sample draws from
+    serialising back-to-back GPU calls."""
+    if device is None:
+        return t
+    device = torch.device(device)
+    return t.to(device, non_blocking=t.device.type == "cpu" and device.type == "cuda")
+
+
 def rand(
     *shape: int, generator: torch.Generator | None = None, device: torch.device | None = None
 ) -> torch.Tensor:
     """``U[0, 1)`` float32 drawn on the generator's device, moved to ``device``."""
     out = torch.rand(*shape, generator=generator, device=_gen_device(generator))
-    return out.to(device) if device is not None else out
+    return _to(out, device)
 
 
 def randn(
@@ -116,7 +126,7 @@ def randn(
 ) -> torch.Tensor:
     """``N(0, 1)`` float32 drawn on the generator's device, moved to ``device``."""
     out = torch.randn(*shape, generator=generator, device=_gen_device(generator))
-    return out.to(device) if device is not None else out
+    return _to(out, device)
 
 
 def randint(
@@ -129,7 +139,7 @@ def randint(
 ) -> torch.Tensor:
     """Integers in ``[low, high)`` (int64) drawn on the generator's device, moved to ``device``."""
     out = torch.randint(low, high, tuple(shape), generator=generator, device=_gen_device(generator))
-    return out.to(device) if device is not None else out
+    return _to(out, device)
 
 
 def choice(
@@ -258,7 +268,7 @@ class BatchAugment(torch.nn.Module):
         out = self._apply(x, params)
         if bool(host.all()):
             return out
-        return torch.where(mask.to(x.device).view(-1, *([1] * (x.ndim - 1))), out, x)
+        return torch.where(_to(mask, x.device).view(-1, *([1] * (x.ndim - 1))), out, x)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = self.check(x)  # validated once for both steps

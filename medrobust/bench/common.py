@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
-__all__ = ["dump_json", "environment", "format_table", "print_table", "timeit"]
+from ..threads import omp_wait_policy
+
+__all__ = ["competing_load", "dump_json", "environment", "format_table", "print_table", "timeit"]
 
 
 def _sync(device: torch.device) -> None:
@@ -33,6 +36,33 @@ def timeit(fn: Callable[[], Any], device: torch.device, *, repeats: int = 3, war
     return times[len(times) // 2]
 
 
+def _spin() -> None:  # pragma: no cover - runs in the child process
+    x = 0
+    while True:
+        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+
+
+@contextmanager
+def competing_load(n: int) -> Iterator[None]:
+    """``n`` busy single-threaded processes (pure Python arithmetic, no memory traffic) for the
+    duration of the block: the benchmark's view of cores shared with other jobs."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_spin, daemon=True) for _ in range(max(0, n))]
+    for p in procs:
+        p.start()
+    try:
+        if procs:
+            time.sleep(0.5)  # let them get scheduled
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(5)
+
+
 def environment() -> dict[str, Any]:
     info = {
         "torch": torch.__version__,
@@ -40,6 +70,8 @@ def environment() -> dict[str, Any]:
         "cpu_threads": torch.get_num_threads(),
         "machine": platform.machine(),
         "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0"),
+        "omp_wait_policy": omp_wait_policy(),
+        "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -49,7 +81,7 @@ def environment() -> dict[str, Any]:
 #: the order of the columns the targets write; any other key follows, in the order rows first use it
 COLUMNS = ("input", "method", "kernel", "images_per_s", "steps_per_s", "volumes_per_s", "seconds", "overhead",
            "aug_share", "reference_images_per_s", "vs_floor", "speedup_vs_naive", "speedup")
-_RATES = ("images_per_s", "steps_per_s", "volumes_per_s", "reference_images_per_s")
+_RATES = ("images_per_s", "float_images_per_s", "steps_per_s", "volumes_per_s", "reference_images_per_s")
 _RATIOS = ("vs_floor", "speedup_vs_naive", "speedup")
 
 

@@ -9,8 +9,13 @@ uint8 arrays, one image at a time (that package has no batch mode); it is timed 
 ``reference_images`` images and scaled per image. Each size ends with a ``whole suite`` row: one
 pass of all 19 corruptions over the batch.
 
-Rows: ``input`` ("32x32"), ``method``, ``seconds`` (ours, per batch), ``images_per_s`` (ours),
-``reference_images_per_s`` and ``speedup`` (None where the reference does not run).
+Ours is timed on uint8 batches, uint8 out (``corrupt(x_uint8, ...)``, the reference's own I/O), and
+again on float batches in [0, 1] (``validate=False``: the float API without its value pass).
+
+Rows: ``input`` ("32x32"), ``method``, ``seconds`` (ours, uint8, per batch), ``images_per_s`` (ours,
+uint8), ``float_images_per_s`` (ours, float), ``reference_images_per_s`` and ``speedup`` (uint8 vs
+the reference; None where the reference does not run). ``medrobust bench corruptions --compete 1``
+runs the same with one busy process sharing the cores.
 
 Run ``medrobust bench corruptions [--quick] [--device cuda]``.
 """
@@ -96,25 +101,33 @@ def bench_corruptions(
     rows: list[dict[str, Any]] = []
     for n, size in configs:
         imgs = photo_batch(n, size)
-        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).to(dev).float().div_(255).contiguous()
+        x8 = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous().to(dev)
+        x = x8.float().div_(255)
         n_ref = reference_images or (n if size <= 32 else min(n, 16))
         ref_reps = 1 if (quick or size > 32) else repeats
         label = f"{size}x{size}"
-        total, total_ref, ref_ok = 0.0, 0.0, True
+        total, total_f, total_ref, ref_ok = 0.0, 0.0, 0.0, True
         for name in names:
             gen = torch.Generator().manual_seed(0)
-            t = timeit(lambda: corrupt(x, name, severity, generator=gen), dev, repeats=repeats)
+            if dev.type == "cuda":
+                gen = torch.Generator(device=dev).manual_seed(0)  # noise drawn where it is used
+            # uint8 in, uint8 out: the reference's I/O and what a writer or an on-the-fly evaluation feeds
+            t = timeit(lambda: corrupt(x8, name, severity, generator=gen), dev, repeats=repeats)
+            tf = timeit(lambda: corrupt(x, name, severity, generator=gen, validate=False), dev, repeats=repeats)
             ref = _reference_seconds_per_image(imgs[:n_ref], name, severity, ref_reps)
             row: dict[str, Any] = {"input": label, "method": name, "seconds": t, "images_per_s": n / t,
+                                   "float_images_per_s": n / tf,
                                    "reference_images_per_s": None if ref is None else 1.0 / ref,
                                    "speedup": None if ref is None else ref * n / t}
             rows.append(row)
             total += t
+            total_f += tf
             if ref is None:
                 ref_ok = False
             else:
                 total_ref += ref
         rows.append({"input": label, "method": "whole suite", "seconds": total, "images_per_s": n / total,
+                     "float_images_per_s": n / total_f,
                      "reference_images_per_s": 1.0 / total_ref if ref_ok else None,
                      "speedup": total_ref * n / total if ref_ok else None})
     return rows

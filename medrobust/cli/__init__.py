@@ -31,11 +31,17 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import BENCHES, dump_json, environment, print_table
+    from ..bench.common import competing_load
     from ..train.loop import resolve_device
 
     device = str(resolve_device(args.device, what="--device"))
-    rows = BENCHES[args.target](device=device, repeats=args.repeats, quick=args.quick)
-    print(f"# medrobust bench {args.target} on {device}: {environment()}")
+    if args.compete < 0:
+        raise ValueError(f"--compete: expected a number of processes >= 0, got {args.compete}")
+    with competing_load(args.compete):
+        rows = BENCHES[args.target](device=device, repeats=args.repeats, quick=args.quick)
+        env = environment()
+    env["competing_processes"] = args.compete
+    print(f"# medrobust bench {args.target} on {device}: {env}")
     print_table(rows)
     if args.json:
         dump_json(rows, args.json)
@@ -144,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per row (median reported)")
     p.add_argument("--quick", action="store_true", help="tiny inputs (smoke test)")
     p.add_argument("--json", metavar="FILE", help="also write the rows to this JSON file")
+    p.add_argument("--compete", type=int, default=0, metavar="N",
+                   help="run N busy CPU processes during the benchmark (cores shared with other jobs)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser(

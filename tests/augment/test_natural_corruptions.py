@@ -171,8 +171,10 @@ def test_input_in_slightly_wider_range_is_clamped():
 
 def test_errors():
     x = X["cifar"]
-    with pytest.raises(TypeError, match="floating-point.*255"):
-        corrupt((x * 255).to(torch.uint8), "fog", 1)
+    with pytest.raises(TypeError, match="floating-point.*255"):  # the cores take floats only
+        REGISTRY["natural_fog"]()((x * 255).to(torch.uint8))
+    with pytest.raises(TypeError, match="float tensor in \\[0, 1\\] or a uint8 tensor.*int16"):
+        corrupt((x * 255).to(torch.int16), "fog", 1)
     with pytest.raises(ValueError, match="0..255 range; divide by 255"):
         corrupt(x * 255, "fog", 1)
     with pytest.raises(ValueError, match="outside \\[0, 1\\]"):

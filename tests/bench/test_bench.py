@@ -147,3 +147,25 @@ def test_augment_quick_returns_rows_with_finite_timings():
                                         for r in per_sample)
     table = format_table(rows)
     assert len(table.splitlines()) == 2 + len(rows) and "vs_floor" in table.splitlines()[0]
+
+
+def test_corruptions_bench_times_uint8_and_float_under_a_competing_process():
+    from medrobust.bench.common import competing_load
+
+    with competing_load(1):
+        rows = BENCHES["corruptions"](device="cpu", repeats=1, quick=True, names=["contrast", "jpeg_compression"],
+                                      inputs=[(4, 32)])
+    assert [r["method"] for r in rows] == ["contrast", "jpeg_compression", "whole suite"]
+    for r in rows:
+        assert r["images_per_s"] > 0 and r["float_images_per_s"] > 0
+
+
+def test_competing_load_starts_and_stops_busy_processes():
+    import multiprocessing as mp
+
+    from medrobust.bench.common import competing_load
+
+    before = len(mp.active_children())
+    with competing_load(2):
+        assert len(mp.active_children()) == before + 2
+    assert len(mp.active_children()) == before

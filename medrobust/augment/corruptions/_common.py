@@ -107,15 +107,26 @@ class SeverityCore(BatchAugment, abstract=True):
         return sev
 
 
-def corrupt_with(core: Any, x: Any, severity: Any, generator: torch.Generator | None) -> torch.Tensor:
+def corrupt_with(core: Any, x: Any, severity: Any, generator: torch.Generator | None, *,
+                 validate: bool = True) -> torch.Tensor:
     """The body of ``corrupt``/``corrupt_mri``: validate ``x`` with ``core`` (once), draw its
     parameters, set the severity (one int or one per sample) and apply. The severity replaces the
     drawn one, which consumes the same random draws whatever the value, so an int ``s`` gives the
-    same result as a core built with ``severity=s``."""
-    x = core.check(x)
+    same result as a core built with ``severity=s``.
+
+    A uint8 batch goes through ``core.apply_uint8`` (cores that have it) and comes back as uint8;
+    it needs no value check. ``validate=False`` keeps only the layout checks (``core.check_layout``)
+    and skips the pass over the values and its host sync, for hot loops over a batch the caller
+    validated once.
+    """
+    uint8 = isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and hasattr(core, "apply_uint8")
+    if uint8 or (not validate and hasattr(core, "check_layout")):
+        x = core.check_layout(x)
+    else:
+        x = core.check(x)
     sev = severity_argument(severity, x.shape[0])
     params = core._sample_checked(x, generator)
     drawn = params["severity"]
     params["severity"] = (sev.to(device=drawn.device, dtype=torch.long) if isinstance(sev, torch.Tensor)
                           else torch.full_like(drawn, sev))
-    return core._apply_checked(x, params)
+    return core.apply_uint8(x, params) if uint8 else core._apply_checked(x, params)

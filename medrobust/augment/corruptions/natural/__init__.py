@@ -15,6 +15,7 @@ saturate), the base class in :mod:`._base`, batched building blocks in the priva
 Public API::
 
     y = corrupt(x, "motion_blur", 3)                               # (N, 3, H, W) in [0, 1]
+    y8 = corrupt(x_uint8, "jpeg_compression", 3)                    # uint8 in, uint8 out
     y = corrupt(x, "snow", torch.tensor([1, 5, 3]), table="cifar")  # per-sample severities
     names = corruption_names("common")                              # "common", "extra", "all", ...
     core = build({"name": "natural_fog", "severity": [1, 5]})       # a BatchAugment core
@@ -160,22 +161,35 @@ def corrupt(
     severity: int | torch.Tensor,
     table: str = "imagenet",
     generator: torch.Generator | None = None,
+    *,
+    validate: bool = True,
 ) -> torch.Tensor:
     """Corrupt a batch of RGB images with one natural-image corruption.
 
     Args:
-        x: float ``(N, 3, H, W)`` in [0, 1], on any device.
+        x: float ``(N, 3, H, W)`` in [0, 1], or uint8 ``(N, 3, H, W)`` in 0..255, on any device.
         name: one of :func:`corruption_names` (the ``natural_`` prefix is accepted).
         severity: an int 1..5, or an integer tensor of shape ``(N,)`` with one severity per sample
             (equal, sample by sample, to separate calls with the same generator state).
         table: ``"imagenet"`` or ``"cifar"`` parameters.
         generator: source of the random draws (the CPU when None; a CUDA generator keeps
             image-sized noise on the GPU). The draws do not depend on the severity.
+        validate: check the values of a float ``x`` (NaN/Inf, a 0..255 or normalised range), one
+            pass and one host sync per call; ``False`` keeps the shape/dtype checks only, for loops
+            that call ``corrupt`` many times on a batch they validated once. A uint8 ``x`` never
+            needs the value check.
     Returns:
-        ``(N, 3, H, W)``, same dtype and device as ``x``, in [0, 1].
+        float input: ``(N, 3, H, W)``, same dtype and device as ``x``, in [0, 1]. uint8 input: uint8
+        ``(N, 3, H, W)``, the float result rounded to the nearest grey level,
+        ``round(255 * corrupt(x / 255))`` (as the CIFAR-10-C writer stores it); JPEG runs the codec
+        on the 8-bit image directly, as published. On the CPU the uint8 path converts in cache-sized
+        chunks, so it also skips the float copy of the whole batch.
     Raises:
         ValueError: unknown name or table, severity outside 1..5 or of the wrong shape, wrong
-            shape or channel count, values outside [0, 1] (e.g. a 0..255 image).
-        TypeError: non-tensor or non-float input, non-integer severity.
+            shape or channel count, values outside [0, 1] (e.g. a 0..255 float image).
+        TypeError: non-tensor or non-float, non-uint8 input, non-integer severity.
     """
-    return corrupt_with(_lookup(name)(table=check_table(table)), x, severity, generator)
+    core = _lookup(name)(table=check_table(table))
+    if isinstance(x, torch.Tensor) and not torch.is_floating_point(x):
+        core.check_layout(x)  # uint8 passes; other integer dtypes get a one-line TypeError
+    return corrupt_with(core, x, severity, generator, validate=validate)

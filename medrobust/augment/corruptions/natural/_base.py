@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ...base import Params, check_float_tensor
-from .._common import SeverityCore
+from ...base import Params, check_float_tensor, select_params
+from .._common import SeverityCore, draw_severity
 
 __all__ = [
     "COMMON", "EXTRA", "NAMES", "SUBSETS", "TABLES", "NaturalCorruption", "check_table",
@@ -34,6 +34,8 @@ SUBSETS: dict[str, list[str]] = {
     "digital": COMMON[11:15],
 }
 TABLES: tuple[str, ...] = ("imagenet", "cifar")
+#: float32 bytes per chunk of the uint8 path on the CPU (see :meth:`NaturalCorruption.apply_uint8`)
+UINT8_CHUNK_BYTES = 8 << 20
 
 
 def arange_levels(start: float, stop: float, step: float) -> tuple[float, ...]:
@@ -47,8 +49,7 @@ def check_table(table: Any) -> str:
     return table.lower()
 
 
-def _check_rgb01(x: Any, name: str) -> tuple[torch.Tensor, float, float]:
-    check_float_tensor(x, name)
+def _check_rgb_shape(x: torch.Tensor, name: str) -> None:
     if x.ndim != 4:
         raise ValueError(f"{name}: expected a batch of shape (N, 3, H, W), got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
@@ -60,7 +61,12 @@ def _check_rgb01(x: Any, name: str) -> tuple[torch.Tensor, float, float]:
             f"{name}: expected 3 (RGB) channels in shape (N, 3, H, W), got {x.shape[1]} in {tuple(x.shape)}; "
             "repeat a grey channel with x.expand(-1, 3, -1, -1)"
         )
-    lo_t, hi_t = torch.aminmax(x.detach())
+
+
+def _check_rgb01(x: Any, name: str) -> tuple[torch.Tensor, float, float]:
+    check_float_tensor(x, name)
+    _check_rgb_shape(x, name)
+    lo_t, hi_t = torch.aminmax(x.detach())  # the one host sync of a call (skipped by validate=False)
     lo, hi = float(lo_t), float(hi_t)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name}: contains NaN or Inf values")
@@ -115,6 +121,55 @@ class NaturalCorruption(SeverityCore, abstract=True):
         x, lo, hi = _check_rgb01(x, name)
         return x.clamp(0.0, 1.0) if lo < 0 or hi > 1 else x
 
+    @staticmethod
+    def check_layout(x: Any, name: str = "x") -> torch.Tensor:
+        """The cheap checks only (a float or uint8 tensor of shape ``(N, 3, H, W)``), no pass over the
+        values and no host sync: for ``validate=False`` calls on batches the caller has checked."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != torch.uint8 and not torch.is_floating_point(x):
+            raise TypeError(f"{name}: expected a float tensor in [0, 1] or a uint8 tensor in 0..255, got dtype {x.dtype}")
+        _check_rgb_shape(x, name)
+        return x
+
+    # -- uint8 ----------------------------------------------------------------------------------
+    def apply_uint8(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        """Apply to a uint8 ``(N, 3, H, W)`` batch (values 0..255) with fixed ``params``; uint8 out.
+
+        The result is the float path's output rounded to the nearest grey level, ``round(255 *
+        apply(x / 255))``. On the CPU the batch goes through in chunks of about
+        :data:`UINT8_CHUNK_BYTES` of float32, converted in and out per chunk, so the float
+        intermediates stay small and cache-resident instead of a 4x larger float copy of the whole
+        batch (and its page faults); on an accelerator in one piece. Corruptions whose published
+        definition works on 8-bit images (JPEG) override :meth:`_corrupt_uint8` and never convert.
+        Values need no check: every uint8 value is a valid grey level.
+        """
+        n = x.shape[0]
+        mask = params.get("apply")
+        if mask is None:
+            raise KeyError("params: missing 'apply' mask; get params from sample_params()")
+        if type(self)._corrupt_uint8 is not NaturalCorruption._corrupt_uint8:
+            host = mask.cpu()
+            if not bool(host.any()):
+                return x.clone()
+            y = self._corrupt_uint8(x.contiguous(), params, self.severities(params, x))
+            if bool(host.all()):
+                return y
+            return torch.where(mask.to(x.device).view(-1, 1, 1, 1), y, x)
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        step = n if x.device.type != "cpu" else max(1, min(n, UINT8_CHUNK_BYTES // max(1, 4 * x[0].numel())))
+        for i in range(0, n, step):
+            j = min(n, i + step)
+            xf = x[i:j].to(torch.float32).div_(255.0)
+            part = params if (i, j) == (0, n) else select_params(params, slice(i, j), n)
+            y = self._apply_checked(xf, part)  # in [0, 1]
+            out[i:j].copy_(y.mul_(255.0).round_())  # integer-valued: the uint8 cast is exact
+        return out
+
+    def _corrupt_uint8(self, x: torch.Tensor, params: Params, sev: torch.Tensor) -> torch.Tensor:
+        """Optional uint8 -> uint8 implementation (all samples; the ``p`` coin is applied outside)."""
+        raise NotImplementedError
+
     # -- helpers --------------------------------------------------------------------------------
     @property
     def values(self) -> tuple[Any, ...]:
@@ -125,9 +180,31 @@ class NaturalCorruption(SeverityCore, abstract=True):
         return self.values[s - 1]
 
     def vec(self, sev: torch.Tensor, like: torch.Tensor, k: int | None = None) -> torch.Tensor:
-        """Per-sample ``(N,)`` parameter (component ``k`` of tuple entries) for severities ``sev``."""
+        """Per-sample ``(N,)`` parameter (component ``k`` of tuple entries) for severities ``sev``
+        (host tensor, see :meth:`severities`), on ``like``'s device and in its dtype: looked up on
+        the host and copied without waiting for the device."""
         vals = [v if k is None else v[k] for v in self.values]
-        return torch.tensor(vals, dtype=like.dtype, device=like.device)[sev - 1]
+        host = torch.tensor(vals, dtype=like.dtype)[sev.cpu() - 1]
+        return host if like.device.type == "cpu" else host.to(like.device, non_blocking=True)
+
+    # -- severities live on the host ------------------------------------------------------------
+    def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
+        # the severity is metadata: it stays where it was drawn (the CPU for a CPU generator), so
+        # grouping by it and looking up its parameters never waits for the device
+        params: Params = {"severity": draw_severity(x.shape[0], self.severity, generator, None)}
+        params.update(self._sample_extra(x, generator))
+        return params
+
+    @staticmethod
+    def severities(params: Params, x: torch.Tensor) -> torch.Tensor:
+        """``params['severity']`` as a checked ``(N,)`` int64 tensor **on the host** (a device
+        tensor is copied once; the drawn severities already live there)."""
+        sev = params["severity"].cpu().long()
+        if sev.shape != (x.shape[0],):
+            raise ValueError(f"params['severity']: expected shape ({x.shape[0]},), got {tuple(sev.shape)}")
+        if bool(((sev < 1) | (sev > 5)).any()):
+            raise ValueError(f"params['severity']: values must be in 1..5, got {sev.tolist()}")
+        return sev
 
     @staticmethod
     def field(params: Params, key: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -157,21 +234,24 @@ class NaturalCorruption(SeverityCore, abstract=True):
         return f"severity={self.severity}, table={self.table!r}, p={self.p}"
 
 
-def severity_groups(sev: torch.Tensor) -> Iterator[tuple[int, torch.Tensor | None]]:
-    """Yield ``(s, index)`` per distinct severity; ``index`` is None when the whole batch shares it."""
+def severity_groups(sev: torch.Tensor, device: torch.device | None = None) -> Iterator[tuple[int, torch.Tensor | None]]:
+    """Yield ``(s, index)`` per distinct severity of the host tensor ``sev``; ``index`` (on
+    ``device``, copied without a wait) is None when the whole batch shares it."""
+    sev = sev.cpu()
     values = torch.unique(sev).tolist()
     if len(values) == 1:
         yield int(values[0]), None
         return
     for s in values:
-        yield int(s), torch.nonzero(sev == s).squeeze(1)
+        idx = torch.nonzero(sev == s).squeeze(1)
+        yield int(s), idx if device is None or device.type == "cpu" else idx.to(device, non_blocking=True)
 
 
 def run_grouped(x: torch.Tensor, sev: torch.Tensor,
                 fn: Callable[[torch.Tensor, int, torch.Tensor | None], torch.Tensor]) -> torch.Tensor:
     """``fn(x_g, s, index)`` per severity group, results written back in batch order."""
     out = None
-    for s, idx in severity_groups(sev):
+    for s, idx in severity_groups(sev, x.device):
         if idx is None:
             return fn(x, s, None)
         y = fn(x.index_select(0, idx), s, idx)
@@ -183,7 +263,7 @@ def run_grouped(x: torch.Tensor, sev: torch.Tensor,
 
 
 def take(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-    """Rows ``idx`` of a per-sample parameter (all rows when ``idx`` is None), on ``idx``'s device."""
+    """Rows ``idx`` of a per-sample parameter (all rows when ``idx`` is None), on ``t``'s device."""
     if idx is None:
         return t
-    return t.to(idx.device).index_select(0, idx)
+    return t.index_select(0, idx if idx.device == t.device else idx.to(t.device, non_blocking=True))

@@ -11,7 +11,7 @@ import torch
 
 from ...functional.chunks import chunked
 
-__all__ = ["pixelate", "jpeg_roundtrip"]
+__all__ = ["pixelate", "jpeg_roundtrip", "jpeg_roundtrip_uint8"]
 
 
 def pixelate(x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
@@ -92,39 +92,78 @@ def _pil_box_up_index(n_in: int, n_out: int) -> np.ndarray:
 
 
 def jpeg_roundtrip(x: torch.Tensor, quality: Sequence[int], workers: int | None = None) -> torch.Tensor:
-    """8-bit JPEG round trip of a ``(N, 3, H, W)`` float CPU batch in [0, 1] at per-image ``quality``.
+    """8-bit JPEG round trip of a ``(N, 3, H, W)`` float batch in [0, 1] at per-image ``quality``:
+    rounded to uint8 (one batched op), :func:`jpeg_roundtrip_uint8`, back to float."""
+    u8 = x.mul(255.0).round_().to(torch.uint8)  # x is in [0, 1]: no clamp needed
+    return jpeg_roundtrip_uint8(u8, quality, workers).to(x.dtype).div_(255.0)
 
-    The batch is split over ``workers`` threads (default: torch's intra-op thread count); each
-    converts blocks of 4 images to uint8, runs the codec (:func:`_codec`) and writes the decoded
-    block back as float, so the conversions stay in cache and overlap the codec of the other thread.
+
+def jpeg_roundtrip_uint8(x: torch.Tensor, quality: Sequence[int], workers: int | None = None) -> torch.Tensor:
+    """JPEG encode/decode of a uint8 ``(N, 3, H, W)`` batch at per-image ``quality``; uint8 out.
+
+    CPU: libjpeg (:func:`_codec`) over ``workers`` threads (default: torch's intra-op thread
+    count), each coding a contiguous share of the batch. The workers run only the codec (C++, the
+    GIL released, no torch parallel region inside), and the decoded images are stacked by the
+    calling thread, so the codec threads never start OpenMP teams of their own on top of torch's
+    (which oversubscribes the cores when they are shared). CUDA: nvJPEG through torchvision's
+    batched ``encode_jpeg``/``decode_jpeg`` on the device (the encoded bytes go through the host:
+    ``decode_jpeg`` takes them there), see :func:`_codec_cuda`; the CPU codec when this
+    torchvision has no CUDA JPEG support.
     """
+    n = x.shape[0]
+    groups: dict[int, list[int]] = {}
+    for k in range(n):
+        groups.setdefault(int(quality[k]), []).append(k)
+    if x.device.type == "cuda":
+        dec = _codec_cuda(x, groups)
+        if dec is not None:
+            return dec
+        return jpeg_roundtrip_uint8(x.cpu(), quality, workers).to(x.device)
     from concurrent.futures import ThreadPoolExecutor
 
-    n = x.shape[0]
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    step = 4
+    x = x.contiguous()
+    images = list(x.unbind(0))  # views: no copy
+    results: list[torch.Tensor | None] = [None] * n
+    jobs = [(q, idx[i:i + 8]) for q, idx in groups.items() for i in range(0, len(idx), 8)]
 
-    def part(lo: int, hi: int) -> None:
-        for i in range(lo, hi, step):
-            j = min(hi, i + step)
-            u8 = x[i:j].mul(255.0).round_().to(torch.uint8)  # x is in [0, 1]: no clamp needed
-            by_q: dict[int, list[int]] = {}
-            for k in range(i, j):
-                by_q.setdefault(int(quality[k]), []).append(k)
-            for q, idx in by_q.items():
-                for k, dec in zip(idx, _codec([u8[k - i] for k in idx], q)):
-                    out[k].copy_(dec)
-            out[i:j].div_(255.0)
+    def run(job: tuple[int, list[int]]) -> None:
+        q, idx = job
+        for k, dec in zip(idx, _codec([images[k] for k in idx], q)):
+            results[k] = dec
 
-    workers = max(1, min(n, workers or torch.get_num_threads()))
-    bounds = [(k * n // workers, (k + 1) * n // workers) for k in range(workers)]
+    workers = max(1, min(len(jobs), workers or torch.get_num_threads()))
     with warnings.catch_warnings():  # held by this thread until the workers are done
         warnings.filterwarnings("ignore", message=".*capabilities of TorchVision are deprecated", category=DeprecationWarning)
         if workers == 1:
-            part(0, n)
+            for job in jobs:
+                run(job)
         else:
             with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(lambda b: part(*b), bounds))
+                list(pool.map(run, jobs))
+    out = torch.empty_like(x)
+    torch.stack(results, out=out)  # type: ignore[arg-type]
+    return out
+
+
+def _codec_cuda(x: torch.Tensor, groups: dict[int, list[int]]) -> torch.Tensor | None:
+    """nvJPEG round trip of a CUDA uint8 batch (one batched encode and decode per quality), or None
+    when this torchvision cannot code JPEG on CUDA. Bit-identity with libjpeg is not expected
+    (nvJPEG's DCT and chroma resampling differ); the fidelity test bounds the PSNR to Pillow's."""
+    try:
+        from torchvision.io import decode_jpeg, encode_jpeg
+    except ImportError:  # pragma: no cover
+        return None
+    out = torch.empty_like(x)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*capabilities of TorchVision are deprecated", category=DeprecationWarning)
+        try:
+            for q, idx in groups.items():
+                enc = encode_jpeg([x[k] for k in idx], quality=q)
+                dec = decode_jpeg([e.cpu() for e in enc], device=x.device)
+                index = torch.tensor(idx).to(x.device, non_blocking=True)
+                out.index_copy_(0, index, torch.stack(dec))
+        except (RuntimeError, TypeError, NotImplementedError):  # pragma: no cover - no CUDA codec in this build
+            return None
     return out
 
 

@@ -154,9 +154,9 @@ class NaturalDefocusBlur(NaturalCorruption):
             stack = torch.cat(specs)  # (S, L1, L2 // 2 + 1)
             if len(present) == 1:
                 return stack[:, None]
-            lut = torch.full((6,), -1, dtype=torch.long, device=x.device)
-            lut[torch.tensor(present, device=x.device)] = torch.arange(len(present), device=x.device)
-            return stack[lut[sev]][:, None]
+            lut = torch.full((6,), -1, dtype=torch.long)
+            lut[torch.tensor(present)] = torch.arange(len(present))
+            return stack[lut[sev.cpu()].to(x.device, non_blocking=True)][:, None]
 
         return fft_correlate(x, spectrum, radius, "mirror")
 

@@ -153,7 +153,9 @@ class NaturalFog(NaturalCorruption):
 
     def _sample_extra(self, x, generator):
         m = self.mapsize(*x.shape[-2:])
-        return {"uniform": rand(x.shape[0], plasma_uniform_count(m), generator=generator, device=x.device)}
+        # m*m - 1 uniforms per image (65535 at 224x224): drawn on the device, not copied there
+        gen = device_generator(generator, x.device)
+        return {"uniform": rand(x.shape[0], plasma_uniform_count(m), generator=gen, device=x.device)}
 
     def _corrupt(self, x, params, sev):
         n, _, h, w = x.shape

@@ -1,0 +1,146 @@
+"""uint8 in, uint8 out for the natural corruptions, ``validate=False``, and the sync-free CUDA path."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from medrobust.augment import REGISTRY, corrupt, corruption_names
+from medrobust.augment.base import select_params
+from medrobust.bench.corruptions import photo_batch
+
+NAMES = corruption_names("all")
+
+
+def photos_u8(n: int, size: int) -> torch.Tensor:
+    return torch.from_numpy(photo_batch(n, size)).permute(0, 3, 1, 2).contiguous()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_uint8_equals_float_rounded(name):
+    # real photographs; a batch large enough that the CPU path runs in several chunks (CIFAR size,
+    # 2 MB chunks of float32 hold 170 images: use 40 images and a tiny chunk to force 5 chunks)
+    from medrobust.augment.corruptions.natural import _base
+
+    x8 = photos_u8(40, 32)
+    old = _base.UINT8_CHUNK_BYTES
+    _base.UINT8_CHUNK_BYTES = 8 * 3 * 32 * 32 * 4
+    try:
+        sev = torch.tensor([1, 2, 3, 4, 5] * 8)
+        y8 = corrupt(x8, name, sev, table="cifar", generator=torch.Generator().manual_seed(3))
+    finally:
+        _base.UINT8_CHUNK_BYTES = old
+    yf = corrupt(x8.float() / 255, name, sev, table="cifar", generator=torch.Generator().manual_seed(3))
+    assert y8.dtype == torch.uint8 and y8.shape == x8.shape
+    diff = (y8.float() - (yf * 255).round()).abs()
+    assert float(diff.max()) <= 1.0, name
+    assert float((diff > 0).float().mean()) < 1e-3, name
+
+
+def test_uint8_core_apply_respects_p_and_params():
+    x8 = photos_u8(12, 32)
+    core = REGISTRY["natural_gaussian_noise"](severity=(1, 5), table="cifar", p=0.5)
+    params = core.sample_params(x8.float() / 255, torch.Generator().manual_seed(0))
+    y8 = core.apply_uint8(x8, params)
+    keep = ~params["apply"]
+    assert keep.any() and (~keep).any()
+    assert torch.equal(y8[keep], x8[keep])  # samples the coin leaves alone are byte-identical
+    assert not torch.equal(y8[~keep], x8[~keep])
+    # a slice of the params applied to a slice of the batch gives that slice of the result
+    part = core.apply_uint8(x8[3:9], select_params(params, slice(3, 9), 12))
+    assert torch.equal(part, y8[3:9])
+
+
+def test_jpeg_uint8_is_the_pillow_round_trip():
+    from io import BytesIO
+
+    from PIL import Image
+
+    x8 = photos_u8(4, 64)
+    y8 = corrupt(x8, "jpeg_compression", 5)  # quality 7
+    for k in range(4):
+        buf = BytesIO()
+        Image.fromarray(x8[k].permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=7)
+        ref = np.asarray(Image.open(BytesIO(buf.getvalue())).convert("RGB"))
+        assert np.array_equal(y8[k].permute(1, 2, 0).numpy(), ref)
+
+
+def test_validate_false_skips_the_value_pass(monkeypatch):
+    from medrobust.augment.corruptions.natural import _base
+
+    x = photos_u8(4, 32).float() / 255
+    ref = corrupt(x, "contrast", 2, table="cifar")
+
+    def boom(*a, **k):
+        raise AssertionError("value check ran")
+
+    monkeypatch.setattr(_base, "_check_rgb01", boom)
+    assert torch.equal(corrupt(x, "contrast", 2, table="cifar", validate=False), ref)
+    with pytest.raises(AssertionError, match="value check ran"):
+        corrupt(x, "contrast", 2, table="cifar")
+    # the layout checks still run without the value pass
+    with pytest.raises(ValueError, match="3 \\(RGB\\) channels"):
+        corrupt(x[:, :1], "contrast", 2, validate=False)
+
+
+def test_severity_params_stay_on_the_host():
+    core = REGISTRY["natural_fog"](severity=(1, 5))
+    params = core.sample_params(torch.rand(3, 3, 16, 16), torch.Generator().manual_seed(0))
+    assert params["severity"].device.type == "cpu"
+
+
+def test_importing_medrobust_sets_a_passive_omp_wait_policy():
+    import os
+    import subprocess
+    import sys
+
+    code = "import medrobust, os; from medrobust.threads import omp_wait_policy; print(os.environ['OMP_WAIT_POLICY'], omp_wait_policy())"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "_MEDROBUST_SET_OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["PASSIVE", "passive", "(medrobust)"]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # a user's choice is kept
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.startswith("ACTIVE OMP_WAIT_POLICY=ACTIVE (environment)")
+    late = "import torch, medrobust; from medrobust.threads import omp_wait_policy; print(omp_wait_policy())"
+    env.pop("OMP_WAIT_POLICY")
+    out = subprocess.run([sys.executable, "-c", late], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "default (torch imported first)"
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+#: cores whose CUDA path has no host sync (data-dependent ones -- shot noise's tail, glass blur's
+#: copy chains, spatter's hysteresis, the blurs' kernel tables built on the host -- still have some)
+SYNC_FREE = ["gaussian_noise", "impulse_noise", "speckle_noise", "brightness", "contrast", "saturate", "fog"]
+
+
+@CUDA
+@pytest.mark.parametrize("name", SYNC_FREE)
+def test_cuda_hot_path_has_no_host_sync(name):
+    x = torch.rand(8, 3, 64, 64, device="cuda")
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    corrupt(x, name, 3, generator=gen, validate=False)  # warm-up: lazy tables, cuFFT plans
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        corrupt(x, name, 3, generator=gen, validate=False)
+        corrupt(x, name, torch.tensor([1, 2, 3, 4, 5, 1, 2, 3]), generator=gen, validate=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@CUDA
+def test_cuda_jpeg_close_to_pillow():
+    x8 = photos_u8(16, 224)
+    cpu = corrupt(x8, "jpeg_compression", 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpu = corrupt(x8.cuda(), "jpeg_compression", 3).cpu()
+    mse = (gpu.float() - cpu.float()).pow(2).mean()
+    psnr = 10 * torch.log10(255.0**2 / mse.clamp_min(1e-12))
+    assert psnr > 35.0, float(psnr)
+    # the float CUDA path is the uint8 one
+    yf = corrupt(x8.cuda().float() / 255, "jpeg_compression", 3).cpu()
+    assert torch.equal((yf * 255).round().to(torch.uint8), gpu)
