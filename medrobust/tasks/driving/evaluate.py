@@ -193,10 +193,12 @@ def evaluate_driving(
         n_grid = 0
         for i in range(len(ds)):
             image, ids = ds.load(i)
-            x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)[None]
+            x8 = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
             if kind == "corrupt" and croot is None:
+                # uint8 in, uint8 out: the image a written corrupted set would hold, no value pass
                 gen = torch.Generator().manual_seed(condition_seed(ev.seed, name, sev, ds.samples[i].name))
-                x = corrupt(x, name, int(sev), generator=gen).clamp(0, 1)
+                x8 = corrupt(x8, name, int(sev), generator=gen)
+            x = x8.float().div_(255.0)
             x_in = x.to(dev)
             if resize is not None:
                 x_in = torch.nn.functional.interpolate(x_in, size=resize, mode="bilinear", align_corners=False, antialias=True)
