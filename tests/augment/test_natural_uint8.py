@@ -144,3 +144,24 @@ def test_cuda_jpeg_close_to_pillow():
     # the float CUDA path is the uint8 one
     yf = corrupt(x8.cuda().float() / 255, "jpeg_compression", 3).cpu()
     assert torch.equal((yf * 255).round().to(torch.uint8), gpu)
+
+
+def test_parallel_chamfer_distance_equals_the_raster_passes():
+    # the GPU method (whole-image relaxation) against the CPU one (OpenCV's two raster passes) on
+    # the edges spatter really produces, on sparse random edges, and on an image with no edge
+    from medrobust.augment.corruptions.natural._opencv import canny, distance_to_edges
+    from medrobust.augment.corruptions.natural.weather import NaturalSpatter
+
+    g = torch.Generator().manual_seed(0)
+    core = NaturalSpatter(severity=1)
+    liquid = core.liquid(torch.randn(6, 1, 80, 72, generator=g), 1)[:, 0]
+    edges = canny(torch.remainder(liquid.mul(255.0).floor_(), 256).float(), 50, 150)
+    sparse = torch.rand(4, 50, 61, generator=g) < 0.002
+    sparse[0] = False
+    for e in (edges, sparse):
+        rows = distance_to_edges(e, 20, "rows")
+        assert torch.equal(distance_to_edges(e, 20, "relax"), rows)
+        assert 0 < float((rows < 20).float().mean()) < 1
+    assert torch.equal(distance_to_edges(sparse[:1], 20, "relax"), torch.full((1, 50, 61), 20.0))
+    with pytest.raises(ValueError, match="method"):
+        distance_to_edges(edges, 20, "fast")
