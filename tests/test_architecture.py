@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     "evaluate": 4, "train": 4, "tta": 4, "corrupt": 4, "analysis": 4,
     "models": 3, "data": 3, "losses": 3, "integrations": 3, "config": 3,
     "augment": 2,
-    "io": 1,
+    "io": 1, "threads": 1,  # threads: the OpenMP wait policy record, imports nothing of medrobust
 }
 #: layers a folder may import besides the strictly lower ones (``io`` is usable by all but ``augment``)
 FORBIDDEN: dict[str, set[str]] = {"augment": {"io"}}
