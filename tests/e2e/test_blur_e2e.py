@@ -71,6 +71,13 @@ def test_evaluate_reports_model_and_baselines(trained, tmp_path, capsys):
         for m in res[section].values():
             assert 0 < m["psnr"] < 100 and -1 <= m["ssim"] <= 1 and set(m["per_plane"]) == {"1", "2"}
             assert m["detail"] > 0 and np.isfinite(m["nyquist_db"])
+            assert m["detail_noise_free"] > 0  # every embedded stack has its noise-free planes
+    assert sorted(res["data"]["noise_free_stacks"]) == sorted(res["data"]["stacks"])
+    # against a noisy target even the true PSF keeps little detail (the target's noise dominates its Laplacian
+    # variance); against the noise-free plane it keeps several times more
+    oracle = res["synthesis"]["disk PSF, true radius (oracle)"]
+    assert oracle["detail_noise_free"] > 2 * oracle["detail"]
+    assert res["reconstruction"]["latent"]["detail_noise_free"] is not None
     # split by image: the real scikit-image tiles are held out (test only), reported on their own
     held = res["groups"]["held-out real images"]
     assert sorted(held["stacks"]) == ["skimage_cell_0", "skimage_immunohistochemistry_0"]

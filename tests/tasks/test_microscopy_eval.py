@@ -86,3 +86,44 @@ def test_deconvolution_matches_scikit_image_and_helps_with_the_true_psf():
         assert psnr(ours, img) > psnr(blurred, img) + 1.0, method
     with pytest.raises(ValueError, match="method"):
         deconvolve(blurred, psf, "tv")
+
+
+def test_detail_against_noise_free_planes():
+    from medrobust.tasks.microscopy.evaluate import _Acc
+
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(24.0), torch.arange(24.0), indexing="ij")
+    clean = (0.5 + 0.3 * torch.sin(yy / 3) * torch.cos(xx / 4)).expand(2, 1, 24, 24)  # smooth structure
+    noisy = (clean + 0.05 * torch.randn(2, 1, 24, 24, generator=g)).clamp(0, 1)
+    acc = _Acc()
+    acc.add("noisy target", 1, clean, noisy, ["a", "a"], clean)
+    acc.add("no clean planes", 1, clean, noisy, ["a", "a"])
+    out = acc.summary([0.0, 0.5, 1.0])
+    m = out["noisy target"]
+    assert m["detail_noise_free"] == pytest.approx(1.0)  # the prediction is the noise-free plane itself
+    assert m["detail"] < 0.5  # the noisy target's Laplacian variance is inflated by its noise
+    assert out["no clean planes"]["detail_noise_free"] is None and out["no clean planes"]["detail"] == m["detail"]
+    with pytest.raises(ValueError, match="clean: expected the target's shape"):
+        acc.add("x", 1, clean, noisy, ["a", "a"], clean[:1])
+
+
+def test_embedded_stacks_carry_noise_free_planes_that_readers_skip(tmp_path):
+    from medrobust.data.microscopy import discover_stacks, read_stack
+    from medrobust.data.synthetic.microscopy import (
+        Optics,
+        noise_free_path,
+        write_synthetic_stacks,
+    )
+    from medrobust.tasks.microscopy.data import noise_free_planes
+
+    paths = write_synthetic_stacks(tmp_path, n_stacks=2, size=(32, 32), optics=Optics(planes=3), skimage_tiles=0, seed=0)
+    sources = discover_stacks(tmp_path)
+    assert [s.name for s in sources] == ["synthetic_000", "synthetic_001"]  # the .npy files are not stacks
+    for p, src in zip(paths, sources):
+        nf = np.load(noise_free_path(p))
+        noisy = read_stack(p).astype(np.float64)
+        assert nf.dtype == np.float32 and nf.shape == noisy.shape
+        assert abs(float((noisy - nf).mean())) < 2.0  # the noisy stack scatters around its noise-free mean
+        np.testing.assert_array_equal(noise_free_planes(src, [2, 0]), nf[[2, 0]])
+    noise_free_path(paths[0]).unlink()
+    assert noise_free_planes(sources[0]) is None

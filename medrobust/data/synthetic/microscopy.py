@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from medrobust.io import atomic_write_text
+from medrobust.io import atomic_path, atomic_write_text
 
-__all__ = ["Optics", "make_cell_image", "skimage_images", "defocus_stack", "write_synthetic_stacks"]
+__all__ = ["CellField", "Optics", "defocus_stack", "make_cell_field", "make_cell_image", "noise_free_path",
+           "skimage_images", "write_synthetic_stacks"]
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,25 @@ def _smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator
     return (out - out.mean()) / (out.std() + 1e-12)
 
 
+@dataclass(frozen=True)
+class CellField:
+    """One synthetic field and its ground truth: ``image`` (float64 in [0, 1], ``(H, W)``, before optics
+    and noise) and ``labels`` (uint8 ``(H, W)``: 0 background, 1 cytoplasm, 2 nucleus; a pixel belongs to
+    a cell body / nucleus where its soft mask exceeds 0.5, nuclei drawn over cytoplasm)."""
+
+    image: np.ndarray
+    labels: np.ndarray
+
+
 def make_cell_image(size: tuple[int, int] = (128, 128), rng: np.random.Generator | int | None = None,
                     density: float = 1.0) -> np.ndarray:
     """One in-focus fluorescence field (float64 in [0, 1], ``(H, W)``) before optics and noise."""
+    return make_cell_field(size, rng, density).image
+
+
+def make_cell_field(size: tuple[int, int] = (128, 128), rng: np.random.Generator | int | None = None,
+                    density: float = 1.0) -> CellField:
+    """:func:`make_cell_image` with its ground-truth label map (same random draws, so the same image)."""
     rng = np.random.default_rng(rng)
     h, w = size
     scale = min(h, w) / 128.0
@@ -84,6 +101,8 @@ def make_cell_image(size: tuple[int, int] = (128, 128), rng: np.random.Generator
     mid = _smooth_noise((h, w), 3.0 * scale, rng)  # cytoplasm texture
     img = 0.015 * (1 + 0.5 * _smooth_noise((h, w), 12.0 * scale, rng))  # autofluorescence
     n_cells = max(1, int(round(rng.uniform(5, 9) * density * (h * w) / 128**2)))
+    cell_mask = np.zeros((h, w), dtype=bool)
+    nucleus_mask = np.zeros((h, w), dtype=bool)
     for _ in range(n_cells):
         cy, cx = rng.uniform(0.05, 0.95) * h, rng.uniform(0.05, 0.95) * w
         a, b = rng.uniform(13, 22) * scale, rng.uniform(10, 18) * scale
@@ -110,6 +129,8 @@ def make_cell_image(size: tuple[int, int] = (128, 128), rng: np.random.Generator
             oy, ox = ny + rng.uniform(-0.4, 0.4) * nb, nx + rng.uniform(-0.4, 0.4) * na
             chrom = chrom + rng.uniform(0.2, 0.4) * np.exp(-((yy - oy) ** 2 + (xx - ox) ** 2) / (2 * (1.6 * scale) ** 2))
         img = img + body * (1 - nucleus) * cyto + nucleus * chrom
+        cell_mask |= body > 0.5
+        nucleus_mask |= nucleus > 0.5
         # puncta (vesicles) in the cytoplasm
         for _ in range(int(rng.integers(4, 12))):
             r, ang = rng.uniform(0.55, 0.95), rng.uniform(0, 2 * math.pi)
@@ -117,7 +138,8 @@ def make_cell_image(size: tuple[int, int] = (128, 128), rng: np.random.Generator
             px = cx + r * (a * math.cos(ang) * math.cos(theta) - b * math.sin(ang) * math.sin(theta))
             s = rng.uniform(0.7, 1.3) * scale
             img = img + rng.uniform(0.15, 0.4) * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / (2 * s * s))
-    return np.clip(img / max(float(img.max()), 1e-6) * 0.95, 0.0, 1.0)
+    labels = np.where(nucleus_mask, 2, np.where(cell_mask, 1, 0)).astype(np.uint8)
+    return CellField(np.clip(img / max(float(img.max()), 1e-6) * 0.95, 0.0, 1.0), labels)
 
 
 def skimage_images() -> dict[str, np.ndarray]:
@@ -134,8 +156,12 @@ def skimage_images() -> dict[str, np.ndarray]:
     return out
 
 
-def defocus_stack(image: np.ndarray, optics: Optics = Optics(), rng: np.random.Generator | int | None = None) -> np.ndarray:
-    """Image ``(H, W)`` or ``(H, W, 3)`` in [0, 1] -> uint16 focal stack ``(P, H, W[, 3])`` (plane 0 in focus)."""
+def defocus_stack(image: np.ndarray, optics: Optics = Optics(), rng: np.random.Generator | int | None = None, *,
+                  noise: bool = True) -> np.ndarray:
+    """Image ``(H, W)`` or ``(H, W, 3)`` in [0, 1] -> uint16 focal stack ``(P, H, W[, 3])`` (plane 0 in focus).
+
+    ``noise=False``: the noise-free planes instead, the camera's expected counts
+    ``offset + gain·(photons·I + background)`` as float32 (the mean of the noisy stack; no draws from ``rng``)."""
     from medrobust.augment.blur import defocus_blur
 
     rng = np.random.default_rng(rng)
@@ -147,6 +173,10 @@ def defocus_stack(image: np.ndarray, optics: Optics = Optics(), rng: np.random.G
     radii = optics.radii()
     stack = defocus_blur(x.expand(len(radii), *x.shape[1:]).contiguous(), torch.tensor(radii), optics.psf)
     clean = stack.numpy()  # (P, C, H, W)
+    if not noise:
+        mean = optics.offset + optics.gain * (np.clip(clean, 0, None) * optics.photons + optics.background)
+        mean = mean.astype(np.float32)
+        return mean[:, 0] if grey else mean.transpose(0, 2, 3, 1)
     electrons = rng.poisson(np.clip(clean, 0, None) * optics.photons + optics.background).astype(np.float64)
     counts = optics.offset + optics.gain * electrons + rng.normal(0.0, optics.read_noise, size=clean.shape)
     out = np.clip(np.rint(counts), 0, 65535).astype(np.uint16)
@@ -164,6 +194,14 @@ def _tiles(img: np.ndarray, size: tuple[int, int], n: int) -> list[np.ndarray]:
     return [tiles[i] for i in pick]
 
 
+def noise_free_path(stack_path: str | Path) -> Path:
+    """Where :func:`write_synthetic_stacks` puts the noise-free planes of the stack at ``stack_path``:
+    ``<root>/<name>.noise_free.npy`` (float32 expected counts, the stack's shape; readers of focal stacks
+    skip ``.npy`` files)."""
+    p = Path(stack_path)
+    return p.parent / f"{p.stem if p.suffix else p.name}.noise_free.npy"
+
+
 @dataclass
 class _Manifest:
     optics: dict[str, Any]
@@ -179,7 +217,8 @@ def write_synthetic_stacks(root: str | Path, *, n_stacks: int = 16, size: tuple[
     ``n_stacks`` synthetic fluorescence fields (``synthetic_000.tif`` ...) plus ``skimage_tiles`` tiles
     of each bundled scikit-image image (``skimage_cell_0.tif`` ...), all uint16 multi-page TIFFs
     (``layout="tiff"``) or sample folders of 16-bit PNGs (``layout="folders"``); ``manifest.json``
-    records the optics and the true PSF radius of every plane.
+    records the optics and the true PSF radius of every plane. Beside each stack, its noise-free planes
+    (:func:`noise_free_path`; ``defocus_stack(..., noise=False)``), for measures that need a clean target.
     """
     from medrobust.data.microscopy import write_stack
 
@@ -195,6 +234,8 @@ def write_synthetic_stacks(root: str | Path, *, n_stacks: int = 16, size: tuple[
         stack = defocus_stack(image, optics, rng)
         path = root / (f"{name}.tif" if layout == "tiff" else name)
         write_stack(path, stack)
+        with atomic_path(noise_free_path(path)) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, defocus_stack(image, optics, noise=False))
         paths.append(path)
         manifest.stacks.append({"name": name, "source": source, "shape": list(stack.shape)})
 

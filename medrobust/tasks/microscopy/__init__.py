@@ -15,6 +15,10 @@
 * ``medrobust bench blur`` (:mod:`medrobust.bench.blur`) — synthesis throughput at 512×512 and
   training step times.
 
+* ``experiment: segment`` (:mod:`.segment`) — a U-Net segmenting cytoplasm and nuclei of synthetic
+  fields trained with blur augmentation (none, ``defocus_psf``, ``latent_blur``), scored on held-out
+  fields defocused by the physical model at each plane.
+
 Metrics are computed per channel on images normalised to [0, 1] with the model's intensity mapping
 (min–max of each stack by default), so PSNR uses a data range of 1.
 """
@@ -24,19 +28,28 @@ from .config import DEFAULT_WIDTHS, BlurConfig
 from .data import BlurData, build_model, prepare_data
 from .evaluate import evaluate_blur, evaluate_blur_runs, load_run
 from .report import blur_table
+from .segment import (
+    evaluate_microscopy_runs,
+    evaluate_segment,
+    load_microscopy_run,
+    microscopy_table,
+    train_microscopy,
+    train_segment,
+)
 from .train import train_blur
 
-__all__ = ["TASK", "BlurConfig", "BlurData", "DEFAULT_WIDTHS", "prepare_data", "build_model", "train_blur", "load_run",
-           "evaluate_blur", "evaluate_blur_runs", "blur_table"]
+__all__ = ["DEFAULT_WIDTHS", "TASK", "BlurConfig", "BlurData", "blur_table", "build_model", "evaluate_blur",
+           "evaluate_blur_runs", "evaluate_segment", "load_run", "prepare_data", "train_blur", "train_segment"]
 
 TASK = Task(
     name="microscopy",
-    summary="microscopy defocus blur synthesis and removal (embedded focal stacks by default)",
+    summary="microscopy defocus blur synthesis and removal (embedded focal stacks by default), and blur "
+            "augmentation for a downstream segmentation (experiment: segment)",
     config=BlurConfig,
     prepare_data=prepare_data,
     build_model=build_model,
-    train=train_blur,
-    load_run=load_run,
-    evaluate=evaluate_blur_runs,
-    table=blur_table,
+    train=train_microscopy,
+    load_run=load_microscopy_run,
+    evaluate=evaluate_microscopy_runs,
+    table=microscopy_table,
 )

@@ -112,6 +112,59 @@ class BlurEvaluateConfig(Strict):
     figure_stacks: int = Field(2, ge=0)
 
 
+class NucleiDataConfig(Strict):
+    """The fields of the downstream experiment (``experiment: segment``): synthetic fluorescence fields
+    with their ground-truth label maps (0 background, 1 cytoplasm, 2 nucleus; known from how the fields
+    are drawn), seen through the microscope of ``data.synthetic`` (optics and camera). Training and
+    validation fields are in focus (plane 0); test fields are scored at every plane of ``test_planes``."""
+
+    n_train: int = Field(24, ge=1)
+    n_val: int = Field(4, ge=1)
+    n_test: int = Field(12, ge=1)
+    size: tuple[int, int] = (128, 128)
+    crop: int = Field(64, ge=8)  # training crop side
+    seed: int = 1000  # other fields than the autoencoder's (data.synthetic.seed)
+    test_planes: list[int] | None = None  # plane indices of data.synthetic (0 = in focus); null: all
+
+    @field_validator("test_planes")
+    @classmethod
+    def _test_planes(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or min(v) < 0 or len(set(v)) != len(v)):
+            raise ValueError(f"expected distinct plane indices >= 0, got {v}")
+        return v
+
+
+class SegmentModelConfig(Strict):
+    """A MONAI U-Net (``monai_unet`` of :func:`medrobust.models.factory.create_segmentation_model`)."""
+
+    channels: list[int] = [16, 32, 64]
+    strides: list[int] = [2, 2]
+    num_res_units: int = Field(1, ge=0)
+
+
+class SegmentConfig(Strict):
+    """``segment:`` — the downstream nucleus/cytoplasm segmentation that shows blur augmentation at work."""
+
+    data: NucleiDataConfig = NucleiDataConfig()
+    model: SegmentModelConfig = SegmentModelConfig()
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SegmentConfig:
+        if len(self.model.strides) != len(self.model.channels) - 1:
+            raise ValueError(f"segment.model.strides: expected {len(self.model.channels) - 1} strides for "
+                             f"{len(self.model.channels)} channels, got {len(self.model.strides)}")
+        factor = 1
+        for st in self.model.strides:
+            factor *= st
+        for what, side in (("segment.data.crop", self.data.crop), ("segment.data.size", self.data.size[0]),
+                           ("segment.data.size", self.data.size[1])):
+            if side % factor:
+                raise ValueError(f"{what}: {side} must be divisible by the U-Net's total stride {factor}")
+        if self.data.crop > min(self.data.size):
+            raise ValueError(f"segment.data.crop {self.data.crop} is larger than the fields {list(self.data.size)}")
+        return self
+
+
 class BlurConfig(RunBase):
     """``task: microscopy`` config (``configs/microscopy/*.yaml``); earlier releases named the task
     ``microscopy_blur``."""
@@ -120,14 +173,39 @@ class BlurConfig(RunBase):
 
     name: str = "microscopy_blur"
     task: Literal["microscopy"] = "microscopy"
+    # blur: train the linear-latent autoencoder (data, model, loss); segment: the downstream segmentation
+    # of `segment:` fields, with the `augment:` cores (e.g. latent_blur from a trained autoencoder)
+    experiment: Literal["blur", "segment"] = "blur"
+    augment: list[dict[str, Any]] = []
+    segment: SegmentConfig = SegmentConfig()
     data: BlurDataConfig = BlurDataConfig()
     model: BlurModelConfig = BlurModelConfig()
     loss: BlurLossConfig = BlurLossConfig()
     train: BlurTrainConfig = BlurTrainConfig()
     evaluate: BlurEvaluateConfig = BlurEvaluateConfig()
 
+    @field_validator("augment")
+    @classmethod
+    def _augment_entries(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # the registry checks names and keyword arguments (reads no files)
+        from ...augment import validate
+
+        for i, entry in enumerate(v):
+            validate(entry, where=f"augment[{i}]")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> BlurConfig:
+        if self.experiment == "blur" and self.augment:
+            raise ValueError("augment: only used with experiment: segment (the autoencoder trains on real focal stacks)")
+        if self.experiment == "segment":
+            if self.data.root is not None:
+                raise ValueError("data.root: experiment: segment runs on the embedded fields only (data.root: null); "
+                                 "their ground truth comes from how they are drawn")
+            planes = self.segment.data.test_planes
+            if planes is not None and max(planes) >= self.data.synthetic.planes:
+                raise ValueError(f"segment.data.test_planes {planes}: the microscope (data.synthetic) has "
+                                 f"{self.data.synthetic.planes} planes")
         factor = 2 ** len(self.model.widths)
         if self.data.patch_size % factor:
             raise ValueError(f"data.patch_size {self.data.patch_size} must be divisible by 2**len(model.widths) = {factor}")

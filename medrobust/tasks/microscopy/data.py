@@ -118,6 +118,18 @@ def known_radii(root: str | Path, planes: Sequence[int] | None = None) -> dict[s
     return {"psf": str(man.get("optics", {}).get("psf", "disk")), "radii": radii, "relative_to_plane0": r0 == 0.0}
 
 
+def noise_free_planes(source: StackSource, planes: Sequence[int] | None = None) -> np.ndarray | None:
+    """The noise-free planes of an embedded stack (written beside it by
+    :func:`medrobust.data.synthetic.microscopy.write_synthetic_stacks`), ``planes`` selected; None when
+    the stack has none (user data, or embedded data written by an earlier release)."""
+    from ...data.synthetic.microscopy import noise_free_path
+
+    path = noise_free_path(source.path) if source.files is None else None
+    if path is None or not path.is_file():
+        return None
+    return load_stack(np.load(path, allow_pickle=False), planes)
+
+
 def _center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
     if size is None:
         return x
@@ -127,11 +139,12 @@ def _center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
     return x[..., y0 : y0 + s_h, x0 : x0 + s_w]
 
 
-def _stack_tensor(arr: np.ndarray, intensity: Intensity, in_channels: int) -> torch.Tensor:
-    """Raw stack ``(P, H, W[, C])`` -> normalised ``(B, P, C', H, W)`` (channels folded for a grey model)."""
+def _stack_tensor(arr: np.ndarray, intensity: Intensity, in_channels: int, like: np.ndarray | None = None) -> torch.Tensor:
+    """Raw stack ``(P, H, W[, C])`` -> normalised ``(B, P, C', H, W)`` (channels folded for a grey model);
+    ``like``: take the intensity range from this stack instead (the noisy stack of noise-free planes)."""
     from ...data.microscopy import to_planes_tensor
 
-    lo, hi = intensity.range_of(arr)
+    lo, hi = intensity.range_of(arr if like is None else like)
     t = to_planes_tensor(Intensity.normalize(arr, lo, hi))  # (P, C, H, W)
     if in_channels == 1:
         return t.permute(1, 0, 2, 3).unsqueeze(2)  # (C, P, 1, H, W)

@@ -21,7 +21,13 @@ from ...models.blur_autoencoder import (
     synthesize_blur,
 )
 from .config import BlurConfig
-from .data import _center_crop, _stack_tensor, known_radii, prepare_data
+from .data import (
+    _center_crop,
+    _stack_tensor,
+    known_radii,
+    noise_free_planes,
+    prepare_data,
+)
 from .report import (
     _plot_levels,
     _plot_planes,
@@ -92,28 +98,45 @@ def load_run(run_dir: str | Path, *, device: torch.device | str = "cpu",
     return _config_from(bundle), bundle.model.eval()
 
 
+def _mean(values: Sequence[float]) -> float | None:
+    """Mean of the finite values (None when there are none: a measure that needs noise-free planes)."""
+    v = [x for x in values if x is not None and np.isfinite(x)]
+    return float(np.mean(v)) if v else None
+
+
 class _Acc:
     """Per-method, per-plane, per-group metric lists: PSNR, SSIM, the Laplacian-variance ratio (detail
-    kept, 1 = as sharp as the target) and the residual's spectral peak at Nyquist (dB, the checkerboard)."""
+    kept, 1 = as sharp as the target) against the real (noisy) target and against its noise-free plane
+    (``detail_noise_free``; embedded stacks only: the noise of a real target adds Laplacian variance that
+    no denoised output can match) and the residual's spectral peak at Nyquist (dB, the checkerboard)."""
+
+    KEYS = ("psnr", "ssim", "detail", "detail_noise_free", "nyquist_db")
 
     def __init__(self) -> None:
         self.values: dict[str, dict[int, dict[str, list[Any]]]] = {}
 
-    def add(self, method: str, plane: int, pred: torch.Tensor, target: torch.Tensor, groups: Sequence[str]) -> None:
-        d = self.values.setdefault(method, {}).setdefault(plane, {"psnr": [], "ssim": [], "detail": [], "nyquist_db": [],
-                                                                   "group": []})
+    def add(self, method: str, plane: int, pred: torch.Tensor, target: torch.Tensor, groups: Sequence[str],
+            clean: torch.Tensor | None = None) -> None:
+        """Score ``pred`` against ``target`` (and the detail ratio against ``clean``, the noise-free
+        target of the same shape, when given)."""
+        d = self.values.setdefault(method, {}).setdefault(plane, {**{k: [] for k in self.KEYS}, "group": []})
         preds, targets = pred.reshape(-1, *pred.shape[-2:]), target.reshape(-1, *target.shape[-2:])
         if len(groups) != preds.shape[0]:
             raise ValueError(f"{len(groups)} group labels for {preds.shape[0]} images")
-        for p, t, g in zip(preds, targets, groups):
+        if clean is not None and clean.numel() != target.numel():
+            raise ValueError(f"clean: expected the target's shape {tuple(target.shape)}, got {tuple(clean.shape)}")
+        cleans = clean.reshape(-1, *clean.shape[-2:]) if clean is not None else [None] * len(groups)
+        for p, t, c, g in zip(preds, targets, cleans, groups):
+            lv = laplacian_variance(p)
             d["psnr"].append(psnr(p, t))
             d["ssim"].append(ssim(p, t))
-            d["detail"].append(laplacian_variance(p) / max(laplacian_variance(t), 1e-12))
+            d["detail"].append(lv / max(laplacian_variance(t), 1e-12))
+            d["detail_noise_free"].append(lv / max(laplacian_variance(c), 1e-12) if c is not None else None)
             d["nyquist_db"].append(nyquist_peak_db(p - t))
             d["group"].append(g)
 
     def summary(self, positions: Sequence[float], group: str | None = None) -> dict[str, Any]:
-        keys = ("psnr", "ssim", "detail", "nyquist_db")
+        keys = self.KEYS
         out: dict[str, Any] = {}
         for method, by_plane in self.values.items():
             per_plane, pooled = {}, {k: [] for k in keys}
@@ -121,13 +144,11 @@ class _Acc:
                 sel = [i for i, g in enumerate(v["group"]) if group is None or g == group]
                 if not sel:
                     continue
-                per_plane[str(k)] = {"t": positions[k], "n": len(sel),
-                                     **{m: float(np.mean([v[m][i] for i in sel])) for m in keys}}
+                per_plane[str(k)] = {"t": positions[k], "n": len(sel), **{m: _mean([v[m][i] for i in sel]) for m in keys}}
                 for m in keys:
                     pooled[m] += [v[m][i] for i in sel]
             if per_plane:
-                out[method] = {**{m: float(np.mean(pooled[m])) for m in keys}, "n": len(pooled["psnr"]),
-                               "per_plane": per_plane}
+                out[method] = {**{m: _mean(pooled[m]) for m in keys}, "n": len(pooled["psnr"]), "per_plane": per_plane}
         return out
 
 
@@ -193,12 +214,17 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
             raise ValueError(f"{b.source}: trained on {len(b.positions)} planes, {first.source} on {n_planes}")
     intensity = Intensity.from_dict(first.intensity)
     stacks: list[tuple[str, torch.Tensor]] = []
+    clean: dict[str, torch.Tensor] = {}  # noise-free planes (embedded stacks), in the noisy stack's intensity range
     for src in sources:
         arr = load_stack(src, data.planes)
         if arr.shape[0] != n_planes:
             raise ValueError(f"{src.path}: {arr.shape[0]} planes, the model was trained on {n_planes} (set data.planes)")
         x = _center_crop(_stack_tensor(arr, intensity, first.model.in_channels), cfg.evaluate.crop)
         stacks.append((src.name, x.to(dev)))
+        nf = noise_free_planes(src, data.planes)
+        if nf is not None and nf.shape == arr.shape:
+            clean[src.name] = _center_crop(_stack_tensor(nf, intensity, first.model.in_channels, like=arr),
+                                           cfg.evaluate.crop).to(dev)
     held_names = {src.name for src in sources
                   if data_root is None and any(fnmatch.fnmatchcase(src.name, pat) for pat in cfg.data.holdout)}
     group_of = {n: (HELD_OUT if n in held_names else (SYNTHETIC_TEST if data.synthetic else "test stacks"))
@@ -227,26 +253,29 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
             b = x.shape[0]
             g = [group_of[sname]] * (b * x.shape[2])
             sharp, blurred = x[:, 0], x[:, -1]
+            xc = clean.get(sname)  # noise-free planes, or None
+            c0 = xc[:, 0] if xc is not None else None
             for k in inner:
                 t = positions[k]
                 target = x[:, k]
-                synth.add("pixel interpolation", k, torch.lerp(sharp, blurred, t), target, g)
-                synth.add("Gaussian blur (best σ per plane)", k, defocus_blur(sharp, sigmas[k], "gaussian"), target, g)
-                synth.add("disk blur (best radius per plane)", k, defocus_blur(sharp, disk_radii[k], "disk"), target, g)
+                ck = xc[:, k] if xc is not None else None
+                synth.add("pixel interpolation", k, torch.lerp(sharp, blurred, t), target, g, ck)
+                synth.add("Gaussian blur (best σ per plane)", k, defocus_blur(sharp, sigmas[k], "gaussian"), target, g, ck)
+                synth.add("disk blur (best radius per plane)", k, defocus_blur(sharp, disk_radii[k], "disk"), target, g, ck)
                 if truth is not None:
                     synth.add("disk PSF, true radius (oracle)", k, defocus_blur(sharp, truth["radii"][k], truth["psf"]),
-                              target, g)
-                debl.add("pixel extrapolation", k, ((target - t * blurred) / (1 - t)).clamp(0, 1), sharp, g)
-                debl.add("no deblurring (input plane)", k, target, sharp, g)
+                              target, g, ck)
+                debl.add("pixel extrapolation", k, ((target - t * blurred) / (1 - t)).clamp(0, 1), sharp, g, c0)
+                debl.add("no deblurring (input plane)", k, target, sharp, g, c0)
                 grey = target.reshape(-1, 1, *target.shape[-2:])
                 if truth is not None and truth["radii"][k] > 0:
                     psf = psf_array(truth["radii"][k], truth["psf"])
-                    debl.add("Richardson–Lucy, true PSF", k, deconvolve(grey, psf, "rl").view_as(target), sharp, g)
-                    debl.add("Wiener, true PSF", k, deconvolve(grey, psf, "wiener").view_as(target), sharp, g)
+                    debl.add("Richardson–Lucy, true PSF", k, deconvolve(grey, psf, "rl").view_as(target), sharp, g, c0)
+                    debl.add("Wiener, true PSF", k, deconvolve(grey, psf, "wiener").view_as(target), sharp, g, c0)
                 if est_sigmas and est_sigmas[k] > 0:
                     psf = psf_array(est_sigmas[k], "gaussian")
-                    debl.add("Richardson–Lucy, estimated PSF", k, deconvolve(grey, psf, "rl").view_as(target), sharp, g)
-                    debl.add("Wiener, estimated PSF", k, deconvolve(grey, psf, "wiener").view_as(target), sharp, g)
+                    debl.add("Richardson–Lucy, estimated PSF", k, deconvolve(grey, psf, "rl").view_as(target), sharp, g, c0)
+                    debl.add("Wiener, estimated PSF", k, deconvolve(grey, psf, "wiener").view_as(target), sharp, g, c0)
             for name, bundle in bundles.items():
                 model = bundle.model.eval()
                 prefix = "" if len(bundles) == 1 else f"{name}: "
@@ -262,13 +291,14 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
                 sharp_hat_d = deblur(model, inputs, bl, tk.double(), detail=True).clamp(0, 1)
                 for j, k in enumerate(inner):
                     sl = slice(j * b, (j + 1) * b)
-                    synth.add(prefix + SYNTHESIS_METHODS[0], k, two[sl], x[:, k], g)
-                    synth.add(prefix + SYNTHESIS_METHODS[1], k, two_d[sl].clamp(0, 1), x[:, k], g)
-                    synth.add(prefix + SYNTHESIS_METHODS[2], k, one[sl], x[:, k], g)
-                    debl.add(prefix + DEBLUR_METHODS[0], k, sharp_hat[sl], sharp, g)
-                    debl.add(prefix + DEBLUR_METHODS[1], k, sharp_hat_d[sl], sharp, g)
+                    ck = xc[:, k] if xc is not None else None
+                    synth.add(prefix + SYNTHESIS_METHODS[0], k, two[sl], x[:, k], g, ck)
+                    synth.add(prefix + SYNTHESIS_METHODS[1], k, two_d[sl].clamp(0, 1), x[:, k], g, ck)
+                    synth.add(prefix + SYNTHESIS_METHODS[2], k, one[sl], x[:, k], g, ck)
+                    debl.add(prefix + DEBLUR_METHODS[0], k, sharp_hat[sl], sharp, g, c0)
+                    debl.add(prefix + DEBLUR_METHODS[1], k, sharp_hat_d[sl], sharp, g, c0)
                 xp, (h, w) = pad_to_multiple(sharp, model.factor)
-                recon.add(name, 0, model.decode(model.encode(xp))[..., :h, :w], sharp, g)
+                recon.add(name, 0, model.decode(model.encode(xp))[..., :h, :w], sharp, g, c0)
                 lin[name].append(_latent_linearity(model, x, positions))
     # row order: models first, then baselines
     def ordered(summary: dict[str, Any], model_methods: Sequence[str]) -> dict[str, Any]:
@@ -290,7 +320,8 @@ def evaluate_blur(checkpoint_or_run_dir: str | Path | Mapping[str, str | Path], 
                    for name, b in bundles.items()},
         "data": {"root": str(data.root), "split": cfg.evaluate.split if data_root is None else "all",
                  "stacks": [n for n, _ in stacks], "planes": data.planes, "crop": cfg.evaluate.crop,
-                 "synthetic": data.synthetic, "intensity": intensity.to_dict()},
+                 "synthetic": data.synthetic, "intensity": intensity.to_dict(),
+                 "noise_free_stacks": [n for n, _ in stacks if n in clean]},
         "positions": positions,
         "gaussian_sigmas": {str(k): v for k, v in sigmas.items()},
         "disk_radii": {str(k): v for k, v in disk_radii.items()},

@@ -71,6 +71,8 @@ def train_blur(cfg: BlurConfig, *, resume: bool = False, overwrite: bool = False
 
     from ...train.loop import dist_env, fit_config, prepare_run_dir, resolve_device
 
+    if cfg.experiment != "blur":
+        raise ValueError(f"experiment: {cfg.experiment} trains with `medrobust train --config ...`, not `medrobust blur train`")
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
     run_dir = prepare_run_dir(cfg, resume=resume, overwrite=overwrite, outputs=("blur_meta.json",), env=env)
