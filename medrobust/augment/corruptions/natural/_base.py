@@ -141,21 +141,22 @@ class NaturalCorruption(SeverityCore, abstract=True):
         :data:`UINT8_CHUNK_BYTES` of float32, converted in and out per chunk, so the float
         intermediates stay small and cache-resident instead of a 4x larger float copy of the whole
         batch (and its page faults); on an accelerator in one piece. Corruptions whose published
-        definition works on 8-bit images (JPEG) override :meth:`_corrupt_uint8` and never convert.
+        definition works on 8-bit images (JPEG; pixelate on the CPU, PIL's own 8-bit box resampler)
+        override :meth:`_corrupt_uint8` and never convert.
         Values need no check: every uint8 value is a valid grey level.
         """
         n = x.shape[0]
         mask = params.get("apply")
         if mask is None:
             raise KeyError("params: missing 'apply' mask; get params from sample_params()")
-        if type(self)._corrupt_uint8 is not NaturalCorruption._corrupt_uint8:
-            host = mask.cpu()
-            if not bool(host.any()):
-                return x.clone()
-            y = self._corrupt_uint8(x.contiguous(), params, self.severities(params, x))
+        host = mask.cpu()
+        if not bool(host.any()):
+            return x.clone()
+        y = self._corrupt_uint8(x.contiguous(), params, self.severities(params, x))
+        if y is not None:
             if bool(host.all()):
                 return y
-            return torch.where(mask.to(x.device).view(-1, 1, 1, 1), y, x)
+            return torch.where(mask.to(x.device, non_blocking=True).view(-1, 1, 1, 1), y, x)
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
         step = n if x.device.type != "cpu" else max(1, min(n, UINT8_CHUNK_BYTES // max(1, 4 * x[0].numel())))
         for i in range(0, n, step):
@@ -166,9 +167,10 @@ class NaturalCorruption(SeverityCore, abstract=True):
             out[i:j].copy_(y.mul_(255.0).round_())  # integer-valued: the uint8 cast is exact
         return out
 
-    def _corrupt_uint8(self, x: torch.Tensor, params: Params, sev: torch.Tensor) -> torch.Tensor:
-        """Optional uint8 -> uint8 implementation (all samples; the ``p`` coin is applied outside)."""
-        raise NotImplementedError
+    def _corrupt_uint8(self, x: torch.Tensor, params: Params, sev: torch.Tensor) -> torch.Tensor | None:
+        """Optional uint8 -> uint8 implementation (all samples; the ``p`` coin is applied outside),
+        or None for the chunked float path."""
+        return None
 
     # -- helpers --------------------------------------------------------------------------------
     @property

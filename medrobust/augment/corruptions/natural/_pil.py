@@ -11,7 +11,7 @@ import torch
 
 from ...functional.chunks import chunked
 
-__all__ = ["pixelate", "jpeg_roundtrip", "jpeg_roundtrip_uint8"]
+__all__ = ["pixelate", "pixelate_pil_uint8", "jpeg_roundtrip", "jpeg_roundtrip_uint8"]
 
 
 def pixelate(x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
@@ -34,6 +34,34 @@ def pixelate(x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
         torch.index_select(t.transpose(2, 3).contiguous(), 2, up_h, out=out)
 
     return chunked(x, block)
+
+
+def pixelate_pil_uint8(x: torch.Tensor, sizes: Sequence[tuple[int, int]], workers: int | None = None) -> torch.Tensor:
+    """PIL ``BOX`` down to ``sizes[k] = (hs, ws)`` and ``BOX`` back, per image of a uint8 CPU batch
+    ``(N, 3, H, W)``: the published pixelate bit for bit. One batched layout copy each way; the
+    per-image resampling runs on ``workers`` threads (torch's intra-op count by default) and does
+    no torch work inside them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    n, _, h, w = x.shape
+    hwc = x.permute(0, 2, 3, 1).contiguous().numpy()  # (N, H, W, 3)
+    out = np.empty_like(hwc)
+
+    def run(k: int) -> None:
+        hs, ws = sizes[k]
+        im = Image.fromarray(hwc[k])
+        out[k] = np.asarray(im.resize((ws, hs), Image.BOX).resize((w, h), Image.BOX))
+
+    workers = max(1, min(n, workers or torch.get_num_threads()))
+    if workers == 1:
+        for k in range(n):
+            run(k)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, range(n)))
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
 def _box_taps(n: int, n_out: int, device: torch.device, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -11,7 +11,7 @@ from ...functional.chunks import chunked
 from ...functional.filters import gaussian_weights, separable_filter
 from ...registry import register
 from ._base import NaturalCorruption, pv, run_grouped, take
-from ._pil import jpeg_roundtrip, jpeg_roundtrip_uint8, pixelate
+from ._pil import jpeg_roundtrip, jpeg_roundtrip_uint8, pixelate, pixelate_pil_uint8
 
 __all__ = ["NaturalContrast", "NaturalElasticTransform", "NaturalPixelate", "NaturalJPEGCompression", "NaturalSaturate"]
 
@@ -128,7 +128,9 @@ class NaturalElasticTransform(NaturalCorruption):
 class NaturalPixelate(NaturalCorruption):
     """Pixelate: PIL ``BOX`` resize to ``int(n * c)`` per side, then ``BOX`` back to ``n``
     (the published code; imagecorruptions upsamples with ``NEAREST``, which is the same map except
-    at exact ties). Applied as PIL's box coefficients in float arithmetic.
+    at exact ties). Applied as PIL's box coefficients in float arithmetic; a uint8 batch on the CPU
+    goes through PIL's own 8-bit resampler, exactly the published output (one call per image, on a
+    thread per core: Pillow releases the GIL while it resamples).
 
     ==========  ====  ====  ====  ====  ====
     severity    1     2     3     4     5
@@ -148,6 +150,13 @@ class NaturalPixelate(NaturalCorruption):
             return pixelate(xg, max(1, int(h * c)), max(1, int(w * c)))
 
         return run_grouped(x, sev, one)
+
+    def _corrupt_uint8(self, x, params, sev):
+        if x.device.type != "cpu":
+            return None  # the tensor path, converted per chunk
+        h, w = x.shape[-2:]
+        sizes = [(max(1, int(h * self.level(s))), max(1, int(w * self.level(s)))) for s in sev.tolist()]
+        return pixelate_pil_uint8(x, sizes)
 
 
 @register("natural_jpeg_compression")
