@@ -21,7 +21,9 @@ image-sized noise draw it on the generator's device too: pass a CUDA generator t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
@@ -34,6 +36,8 @@ __all__ = [
     "BatchAugment",
     "Params",
     "check_input",
+    "trusted_values",
+    "values_trusted",
     "select_params",
     "rand",
     "randn",
@@ -58,6 +62,27 @@ def check_float_tensor(x: Any, name: str = "x") -> None:
         )
 
 
+_TRUST = threading.local()
+
+
+def values_trusted() -> bool:
+    """Whether the calling thread is inside :func:`trusted_values` (value checks are skipped)."""
+    return bool(getattr(_TRUST, "on", False))
+
+
+@contextmanager
+def trusted_values() -> Iterator[None]:
+    """Inside the block, the cores skip their pass over the input's values (NaN/Inf, range) and
+    the host sync it costs on a GPU; shape and dtype are still checked. For callers that validated
+    the batch once and then run several cores or views on it (the training adapters do)."""
+    prev = values_trusted()
+    _TRUST.on = True
+    try:
+        yield
+    finally:
+        _TRUST.on = prev
+
+
 def check_input(x: Any, *, name: str = "x", spatial_dims: Sequence[int] = (2, 3)) -> torch.Tensor:
     """Validate a batch for a core and return it.
 
@@ -75,6 +100,8 @@ def check_input(x: Any, *, name: str = "x", spatial_dims: Sequence[int] = (2, 3)
         raise ValueError(f"{name}: empty batch (N = 0)")
     if any(s == 0 for s in x.shape[1:]):
         raise ValueError(f"{name}: a channel or spatial size is 0 in shape {tuple(x.shape)}")
+    if values_trusted():  # validated once by the caller (see trusted_values): no pass, no host sync
+        return x
     # one reduction pass (min/max propagate NaN; ±Inf shows in the extremes), no full-size bool mask
     lo, hi = torch.aminmax(x.detach())
     if not (bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))):

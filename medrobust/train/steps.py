@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..augment.base import BatchAugment
+from ..augment.base import BatchAugment, trusted_values
 from ..losses.consistency import consistency_loss
 from ..losses.segmentation import DiceCELoss
 
@@ -44,8 +44,10 @@ class AugmentedViews:
         k = self.consistency.views if self.consistency is not None else 1
         out = [image] if self.consistency is not None and self.consistency.clean_first_view else []
         kw = {"labels": labels} if labels is not None and getattr(self.augment, "uses_labels", False) else {}
-        while len(out) < k:
-            out.append(self.augment(image, generator, **kw))
+        image = self.augment.check(image)  # validated once per batch ...
+        with trusted_values():  # ... not once per view and per core (each a host sync on a GPU)
+            while len(out) < k:
+                out.append(self.augment(image, generator, **kw))
         return out
 
 

@@ -178,3 +178,46 @@ def test_parallel_chamfer_distance_equals_the_raster_passes():
     assert torch.equal(distance_to_edges(sparse[:1], 20, "relax"), torch.full((1, 50, 61), 20.0))
     with pytest.raises(ValueError, match="method"):
         distance_to_edges(edges, 20, "fast")
+
+
+def test_trusted_values_skips_every_value_check_but_not_the_layout():
+    from medrobust.augment.base import check_input, trusted_values, values_trusted
+
+    bad = torch.full((2, 3, 8, 8), float("nan"))
+    with pytest.raises(ValueError, match="NaN"):
+        check_input(bad)
+    with pytest.raises(ValueError, match="0..255"):
+        corrupt(torch.full((2, 3, 8, 8), 200.0), "contrast", 1)
+    with trusted_values():
+        assert values_trusted()
+        assert check_input(bad) is bad  # the caller vouched for the values
+        with pytest.raises(ValueError, match="shape"):
+            check_input(bad[0, 0])
+        x = photos_u8(3, 16).float() / 255
+        ref = REGISTRY["randconv"]()(x, torch.Generator().manual_seed(0))
+    assert not values_trusted()
+    torch.testing.assert_close(REGISTRY["randconv"]()(x, torch.Generator().manual_seed(0)), ref, rtol=0, atol=0)
+
+
+def test_training_views_check_the_batch_once(monkeypatch):
+    from medrobust.augment import base
+    from medrobust.train.steps import ClassificationAdapter
+
+    calls = []
+    real = base.torch.aminmax
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(base.torch, "aminmax", counting)
+    from medrobust.augment import build
+
+    core = build([{"name": "randconv"}, {"name": "gin"}])
+    adapter = ClassificationAdapter(core)
+    x = torch.rand(4, 3, 16, 16)
+    views = adapter.views(x, torch.Generator().manual_seed(0))
+    assert len(views) == 1 and views[0].shape == x.shape
+    assert len(calls) == 1  # one value pass for the batch, none per core
+    with pytest.raises(ValueError, match="NaN"):
+        adapter.views(torch.full((2, 3, 16, 16), float("nan")), None)
