@@ -30,7 +30,7 @@ from typing import Literal
 
 import torch
 
-from .base import BatchAugment, Params, choice, per_sample_view, rand, randn
+from .base import BatchAugment, Params, _to, choice, per_sample_view, rand, randn
 from .functional.conv import grouped_conv
 from .registry import register
 
@@ -157,7 +157,9 @@ class RandConv(BatchAugment):
             params["alpha"] = rand(draws, generator=generator).cpu()
         if not self.per_sample:  # share the single draw across the batch
             params = {k: v.expand(n, *v.shape[1:]) for k, v in params.items()}
-        return {k: v.to(x.device) for k, v in params.items()}
+        # the kernel sizes are metadata read on the host (which sizes are present): they stay there;
+        # the tensors go to the device without waiting for it
+        return {k: v if k == "ksize" else _to(v, x.device) for k, v in params.items()}
 
     def _sample_apply_mask(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
         if self.per_sample:
@@ -172,7 +174,7 @@ class RandConv(BatchAugment):
         weight, ksize, bias = params["weight"], params["ksize"], params.get("bias")
         if weight.shape[:3] != (n, c, c):
             raise ValueError(f"params['weight']: expected leading shape ({n}, {c}, {c}), got {tuple(weight.shape)}")
-        sizes = sorted(set(ksize.tolist()))
+        sizes = sorted(set(ksize.tolist()))  # host tensor from _sample: no device sync
         # batch-shared draws (per_sample=False) use the same grouped kernel with identical weights:
         # measured on CPU it is faster than one dense conv over a 1- or 3-channel batch (docs/benchmarks.md)
         if len(sizes) == 1:
@@ -184,7 +186,7 @@ class RandConv(BatchAugment):
             return grouped_conv(x, weight, bias)
         out = torch.empty_like(x)
         for k in sizes:  # one grouped convolution per kernel size present
-            idx = (ksize == k).nonzero().flatten()
+            idx = (ksize.cpu() == k).nonzero().flatten()
             b = bias[idx] if bias is not None else None
             out[idx] = grouped_conv(x[idx], _crop_kernel(weight[idx], k, dims), b)
         return out

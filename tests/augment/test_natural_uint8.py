@@ -221,3 +221,20 @@ def test_training_views_check_the_batch_once(monkeypatch):
     assert len(calls) == 1  # one value pass for the batch, none per core
     with pytest.raises(ValueError, match="NaN"):
         adapter.views(torch.full((2, 3, 16, 16), float("nan")), None)
+
+
+@CUDA
+def test_cuda_randconv_step_has_no_host_sync():
+    from medrobust.augment.base import trusted_values
+
+    x = torch.rand(8, 3, 64, 64, device="cuda")
+    core = REGISTRY["randconv"]()  # mixed kernel sizes per sample: the padded single conv on CUDA
+    gen = torch.Generator().manual_seed(0)  # the training loop's CPU generator
+    with trusted_values():
+        core(x, gen)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            core(x, gen)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
