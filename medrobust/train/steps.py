@@ -44,7 +44,8 @@ class AugmentedViews:
         k = self.consistency.views if self.consistency is not None else 1
         out = [image] if self.consistency is not None and self.consistency.clean_first_view else []
         kw = {"labels": labels} if labels is not None and getattr(self.augment, "uses_labels", False) else {}
-        image = self.augment.check(image)  # validated once per batch ...
+        check = getattr(self.augment, "check", None)  # every BatchAugment has one
+        image = check(image) if check is not None else image  # validated once per batch ...
         with trusted_values():  # ... not once per view and per core (each a host sync on a GPU)
             while len(out) < k:
                 out.append(self.augment(image, generator, **kw))
