@@ -8,7 +8,7 @@ from typing import Any
 
 from .common import check_in_folder, report_training
 
-__all__ = ["add_parser", "cmd_tta_train"]
+__all__ = ["add_parser", "cmd_tta_topk", "cmd_tta_train"]
 
 
 def cmd_tta_train(args: argparse.Namespace) -> int:
@@ -18,6 +18,30 @@ def cmd_tta_train(args: argparse.Namespace) -> int:
     cfg = load_tta_config(args.config, args.overrides, model=args.model)
     result = train_dyntta(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     print(report_training(cfg, result))
+    return 0
+
+
+def cmd_tta_topk(args: argparse.Namespace) -> int:
+    from ..tasks.tta.report import top_ops
+    from ..tasks.tta.topk import (
+        DEFAULT_RECIPE,
+        read_blend_weights,
+        topk_augmix_ops,
+        write_augmix_recipe,
+    )
+
+    recipe = args.config or DEFAULT_RECIPE
+    name, weights = read_blend_weights(args.report, tta=args.tta, kind=args.kind)
+    ops = topk_augmix_ops(weights, args.k)
+    print(f"DynTTA {name!r}, mean blend weight on the {args.kind!r} images: "
+          + ", ".join(f"{o} {100 * w:.1f}%" for o, w in top_ops(weights, 8)))
+    print(f"AugMix top-{args.k} ops: {ops}")
+    if args.out:
+        _, out = write_augmix_recipe(args.report, args.out, tta=args.tta, kind=args.kind, k=args.k,
+                                     recipe=recipe, name=args.name)
+        print(f"recipe: {out} (train with `medrobust train --config {out}`)")
+    else:
+        print(f"train with: medrobust train --config {recipe} --set 'augment.0.ops=[{','.join(ops)}]'")
     return 0
 
 
@@ -45,6 +69,26 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--overwrite", action="store_true", help="start over in a run folder that holds a checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_tta_train)
+    from ..tasks.tta.topk import DEFAULT_RECIPE
+
+    k = sub.add_parser(
+        "topk", help="the AugMix ops of an enhancer's top-ranked ops, as a training recipe (DynTTA's follow-up)",
+        description="Rank the ops of a DynTTA enhancer by their mean blend weight on a shifted set (the report.json "
+                    "of `medrobust evaluate --run base=RUN --tta NAME=TTA_RUN --out REPORT`), map the top ones to "
+                    "AugMix ops (rotate, color, contrast, brightness, sharpness, autocontrast, equalize; the other "
+                    "ops have no AugMix equivalent) and print them or write a training recipe with "
+                    "`augment: [{name: augmix, ops: [...]}]` (\"retrain with the estimated augmentations\").")
+    k.add_argument("report", metavar="REPORT", help="the --out folder (or report.json) of `medrobust evaluate --tta`")
+    k.add_argument("--tta", metavar="NAME", help="the enhancer, when the report has several")
+    k.add_argument("--kind", default="corrupt", choices=("corrupt", "domain", "shifted", "clean"),
+                   help="the images whose blend weights rank the ops (default corrupt: every corruption x severity; "
+                        "domain: the classification target domains; shifted: the cardiac shifted domain)")
+    k.add_argument("--k", type=int, default=3, help="how many AugMix ops (default 3)")
+    k.add_argument("--config", "-c", metavar="RECIPE",
+                   help=f"the training recipe with one augmix entry to fill in (default {DEFAULT_RECIPE})")
+    k.add_argument("--out", metavar="FILE.yaml", help="write the recipe there (else only print the ops)")
+    k.add_argument("--name", help="the written recipe's run name (default: the recipe's)")
+    k.set_defaults(func=cmd_tta_topk)
 
 
 def parse_tta(items: list[str] | None) -> dict[str, str]:

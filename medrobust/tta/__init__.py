@@ -28,6 +28,24 @@ from .train import (
            load_enhancer,
 )
 
-__all__ = ["DynTTA", "op_names", "OPS", "Op", "get_op", "FFT_RADII", "fft_masks", "fft_blend", "straight_through",
-           "PREDICTORS", "START_LOGIT_OFF", "SmallPredictor", "ResidualUNet", "build_predictor", "Enhanced",
-           "RandomCorruption", "freeze", "load_enhancer", "enhancer_from_section"]
+__all__ = [
+           "FFT_RADII",
+           "OPS",
+           "PREDICTORS",
+           "START_LOGIT_OFF",
+           "DynTTA",
+           "Enhanced",
+           "Op",
+           "RandomCorruption",
+           "ResidualUNet",
+           "SmallPredictor",
+           "build_predictor",
+           "enhancer_from_section",
+           "fft_blend",
+           "fft_masks",
+           "freeze",
+           "get_op",
+           "load_enhancer",
+           "op_names",
+           "straight_through",
+]

@@ -30,7 +30,7 @@ from torch import nn
 
 from .ops import OPS, Op, fft_blend, fft_masks, op_names
 
-__all__ = ["DynTTA", "SmallPredictor", "ResidualUNet", "PREDICTORS", "START_LOGIT_OFF", "build_predictor"]
+__all__ = ["PREDICTORS", "START_LOGIT_OFF", "DynTTA", "ResidualUNet", "SmallPredictor", "build_predictor"]
 
 #: the starting blend logit of the ops that are not the identity at start (invert, autocontrast, equalize,
 #: the FFT filters); the others start at 0, so the untrained enhancer gives them about 92 % of the weight

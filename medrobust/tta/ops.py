@@ -43,8 +43,17 @@ from ..augment.augmix import autocontrast as _autocontrast
 from ..augment.augmix import equalize as _equalize
 from ..augment.functional.fft import masked_rfftn, rfft_half
 
-__all__ = ["Op", "OPS", "FFT_RADII", "op_names", "get_op", "fft_masks", "fft_blend", "straight_through",
-           "COLOUR_OPS"]
+__all__ = [
+    "COLOUR_OPS",
+    "FFT_RADII",
+    "OPS",
+    "Op",
+    "fft_blend",
+    "fft_masks",
+    "get_op",
+    "op_names",
+    "straight_through",
+]
 
 #: radii of the 19 low-pass and 19 high-pass filters, as fractions of the maximum radius
 FFT_RADII = tuple(round(0.05 * i, 2) for i in range(1, 20))

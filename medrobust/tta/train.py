@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..augment.base import rand, randint
+from ..augment.base import check_input, rand, randint
 from .dyntta import DynTTA
 
-__all__ = ["RandomCorruption", "freeze", "Enhanced", "load_enhancer", "enhancer_from_section"]
+__all__ = ["Enhanced", "RandomCorruption", "enhancer_from_section", "freeze", "load_enhancer"]
 
 
 class RandomCorruption:
@@ -52,6 +52,11 @@ class RandomCorruption:
             raise ValueError(f"p: expected a probability in [0, 1], got {p}")
         self.corrupt_fn, self.names, self.p = corrupt_fn, list(names), float(p)
         self.severities = torch.tensor([int(s) for s in severities])
+
+    def check(self, x: Any, name: str = "x") -> torch.Tensor:
+        """Validate a ``(N, C, H, W)`` batch and return it (the training adapters call it once per
+        batch, as for an augmentation core)."""
+        return check_input(x, name=name, spatial_dims=(2,))
 
     def sample(self, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(which (N,) long: index into names, -1 = clean; severity (N,) long)``."""

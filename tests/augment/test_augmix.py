@@ -179,3 +179,17 @@ def test_errors_and_build():
     assert isinstance(core, AugMix) and core.width == 2 and core.severity == 4.0
     with pytest.raises(ValueError, match="unknown key"):
         build({"name": "augmix", "widht": 2})
+
+
+def test_ops_restricted_to_the_dyntta_top_k():
+    """DynTTA's follow-up (``medrobust tta topk``): AugMix drawing only from a given op list."""
+    core = AugMix(ops=["brightness", "contrast", "sharpness"], depth=2)
+    x = torch.rand(32, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    p = core.sample_params(x, torch.Generator().manual_seed(1))
+    assert core.ops == ("brightness", "contrast", "sharpness")
+    assert set(p["ops"].unique().tolist()) == {0, 1, 2}
+    # brightness alone, m = 1, one chain: each image times its factor level·1.8/10 + 0.1
+    one = AugMix(ops=["brightness"], width=1, depth=1)
+    q = {**one.sample_params(x, torch.Generator().manual_seed(2)), "m": torch.ones(32)}
+    factor = (q["level"][:, 0, 0] * 1.8 / 10 + 0.1).view(-1, 1, 1, 1)
+    torch.testing.assert_close(one.apply(x, q), (x * factor).clamp(0, 1))

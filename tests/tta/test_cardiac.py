@@ -90,3 +90,29 @@ def test_cardiac_tta_config_checks(tmp_path):
         load_cardiac_tta_config({"task": "cardiac", "tta": {}, "data": {"mode": "3d"}, "model": {"weights": "w.pt"}}, "recipe")
     cfg = load_cardiac_tta_config({"task": "cardiac", "tta": {}, "model": {"weights": "w.pt"}}, "recipe")
     assert cfg.tta is not None and cfg.tta.num_channels == 1
+
+
+def test_cardiac_report_has_the_dyntta_section_and_blend_weight_chart(tmp_path):
+    """The classification report's DynTTA section and bar chart, with the cardiac Dice columns."""
+    from medrobust.tasks.cardiac.report import write_cardiac_report
+
+    def summary(d):
+        return {"dice": {"mean": d}}
+
+    w = {"rotate": 0.5, "contrast": 0.3, "lowpass_50": 0.2}
+    results = {"task": "cardiac", "models": {
+        "base": {"clean": summary(0.90), "corruptions": {"bias_field": {"1": summary(0.70), "3": summary(0.50)}},
+                 "shifted": summary(0.20)},
+        "base+dyntta": {"clean": summary(0.91), "corruptions": {"bias_field": {"1": summary(0.80), "3": summary(0.70)}},
+                        "shifted": summary(0.20)}},
+        "tta": {"dyntta": {"run_dir": "r", "frozen_model": "base", "mode": "non_blind", "predictor": "small",
+                           "ops": list(w), "models": ["base+dyntta"],
+                           "mean_weights": {"clean": w, "corrupt": w, "shifted": w}}}}
+    files = write_cardiac_report(tmp_path, results)
+    md = (tmp_path / "report.md").read_text()
+    assert "Test-time enhancement (DynTTA)" in md and "Δ corrupted (pt)" in md
+    assert "+15.00" in md and "+1.00" in md and "rotate 50.0%" in md and "rotate, contrast" in md
+    assert files["tta_blend_weights"].is_file()
+    del results["tta"]
+    files = write_cardiac_report(tmp_path / "plain", results)
+    assert "tta_blend_weights" not in files and "DynTTA" not in (tmp_path / "plain" / "report.md").read_text()

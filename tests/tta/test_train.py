@@ -33,6 +33,9 @@ def test_random_corruption_probability_and_replay():
     assert abs(float((which == -1).float().mean()) - 1 / 16) < 0.02
     with pytest.raises(ValueError, match="severities"):
         RandomCorruption(_corrupt_fn, names, severities=[6])
+    assert shift.check(x) is x  # the training adapters validate each batch once through it
+    with pytest.raises(ValueError, match="shape"):
+        shift.check(x[0])
 
 
 def test_training_keeps_the_frozen_model_bitwise_and_without_optimiser_state(tmp_path):

@@ -62,6 +62,7 @@ from ...evaluate.report import (
     to_numpy,
     write_report,
 )
+from ..tta.report import plot_blend_weights, tta_sections
 
 __all__ = ["CLASS_COLORS", "comparison_table", "cardiac_sections", "write_cardiac_report", "plot_dice_vs_severity",
            "plot_prediction_grid"]
@@ -74,6 +75,16 @@ CLASS_COLORS: tuple[tuple[float, float, float], ...] = (
 )
 
 TITLE = "Cardiac MRI robustness (ACDC protocol)"
+
+
+def _tta_corrupted(m: Mapping[str, Any]) -> Any:
+    return _mean_corrupted_dice(m)[0]
+
+
+#: the DynTTA section's gains columns (mean foreground Dice; ``medrobust.tasks.tta.report.tta_sections``)
+TTA_METRICS = (("Clean Dice (%)", "Δ clean (pt)", lambda m: _get(m.get("clean"), "dice")),
+               ("Corrupted Dice (%)", "Δ corrupted (pt)", _tta_corrupted),
+               ("Shifted Dice (%)", "Δ shifted (pt)", lambda m: _get(m.get("shifted"), "dice")))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,6 +264,7 @@ def cardiac_sections(results: Mapping[str, Any]) -> list[Section]:
     if any(t for _, t in corr_tables):
         out.append(Section("Dice (%) by corruption and severity"))
         out += [Section(n, t, level=3) for n, t in corr_tables if t]
+    out += tta_sections(results, TTA_METRICS)  # medrobust evaluate --tta: enhancers, gains, top ops
     return out
 
 
@@ -423,6 +435,7 @@ def write_cardiac_report(
         figures["predictions"] = plot_prediction_grid([r["image"] for r in grid_rows], [r["label"] for r in grid_rows],
                                                       {n: [r["preds"][n] for r in grid_rows] for n in models},
                                                       fig_dir / "predictions.png", titles=[r["title"] for r in grid_rows])
+    figures["tta_blend_weights"] = plot_blend_weights(results, fig_dir / "tta_blend_weights.png")  # --tta
     for name, fig in (extra_figures or {}).items():
         if name in figures:
             raise ValueError(f"extra_figures name {name!r} is reserved")

@@ -33,8 +33,13 @@ from ...tta import DynTTA, RandomCorruption, freeze
 from ..cardiac.config import CardiacConfig
 from .frozen import merge_frozen_run
 
-__all__ = ["load_cardiac_tta_config", "cardiac_shift", "frozen_segmenter", "make_segmentation_step",
-           "train_dyntta_cardiac"]
+__all__ = [
+    "cardiac_shift",
+    "frozen_segmenter",
+    "load_cardiac_tta_config",
+    "make_segmentation_step",
+    "train_dyntta_cardiac",
+]
 
 
 def load_cardiac_tta_config(raw: dict[str, Any], source: str, *,

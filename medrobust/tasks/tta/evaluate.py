@@ -3,7 +3,7 @@
 For ``--run base=RUN --tta dyntta=TTA_RUN`` the evaluation gets a second model ``base+dyntta`` =
 ``base(enhancer(x))`` that sees the same images as ``base`` in every condition, and records the mean
 blend weight of every op per condition kind (clean, corrupt, domain) for the report's bar chart.
-Imports only :mod:`medrobust.tta` (the task packages use it without a cycle).
+Imports only :mod:`medrobust.tta` and the report parts (the task packages use it without a cycle).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import torch
 
 from ...config import read_yaml
 from ...tta import Enhanced, load_enhancer
+from .report import augmix_followup_ops
 
-__all__ = ["refuse_tta_runs", "attach_enhancers", "enhancer_summary"]
+__all__ = ["attach_enhancers", "enhancer_summary", "refuse_tta_runs"]
 
 
 def refuse_tta_runs(runs: Mapping[str, str | Path]) -> None:
@@ -55,8 +56,9 @@ def attach_enhancers(loaded: dict[str, tuple[Any, torch.nn.Module]], tta: Mappin
 def enhancer_summary(enhanced: Mapping[str, Enhanced], base_of: Mapping[str, str],
                      info: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """``results["tta"]``: per enhancer its run folder, what it was trained against (frozen run, mode,
-    ops, predictor) and ``mean_weights`` ``{condition kind: {op: mean blend weight}}`` (recorded in
-    front of the first model it was combined with; the weights depend only on the images)."""
+    ops, predictor), ``mean_weights`` ``{condition kind: {op: mean blend weight}}`` (recorded in
+    front of the first model it was combined with; the weights depend only on the images) and
+    ``augmix_followup_ops`` ``{condition kind: the AugMix ops of the top 3}``."""
     out: dict[str, Any] = {}
     for tname, meta in info.items():
         section = (meta["config"].get("tta") or {})
@@ -70,4 +72,6 @@ def enhancer_summary(enhanced: Mapping[str, Enhanced], base_of: Mapping[str, str
             "models": [c for c in enhanced if c.endswith(f"+{tname}")],
             "mean_weights": enhanced[first].mean_weights() if first else {},
         }
+        # the follow-up's AugMix ops (top 3 with an AugMix equivalent) per condition kind (`medrobust tta topk`)
+        out[tname]["augmix_followup_ops"] = {kind: augmix_followup_ops(w) for kind, w in out[tname]["mean_weights"].items()}
     return out

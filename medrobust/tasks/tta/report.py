@@ -1,9 +1,9 @@
 """Report parts for test-time enhancement: the enhancers' table and the mean blend weight per op
-(bar chart), used by the task reports when ``medrobust evaluate --tta`` ran."""
+(bar chart), used by the classification and cardiac reports when ``medrobust evaluate --tta`` ran."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,15 @@ import numpy as np
 
 from ...evaluate.report import Section, fmt_pct, format_table, new_figure, save_figure
 
-__all__ = ["tta_sections", "plot_blend_weights", "top_ops", "augmix_followup_ops", "AUGMIX_EQUIVALENT"]
+__all__ = [
+    "AUGMIX_EQUIVALENT",
+    "CLASSIFICATION_METRICS",
+    "Metric",
+    "augmix_followup_ops",
+    "plot_blend_weights",
+    "top_ops",
+    "tta_sections",
+]
 
 #: DynTTA ops -> the AugMix op that applies the same transform (the paper's follow-up retrains with AugMix
 #: restricted to the top-ranked ops; the FFT filters, gamma, hue, invert, scale and restore have none)
@@ -26,14 +34,33 @@ def top_ops(weights: Mapping[str, float], k: int = 5) -> list[tuple[str, float]]
 
 def augmix_followup_ops(weights: Mapping[str, float], k: int = 3) -> list[str]:
     """The AugMix ops of the ``k`` highest-weighted DynTTA ops that have an AugMix equivalent
-    (:data:`AUGMIX_EQUIVALENT`), for ``augment: [{name: augmix, ops: [...], all_ops: true}]``."""
+    (:data:`AUGMIX_EQUIVALENT`), for ``augment: [{name: augmix, ops: [...]}]``."""
     ranked = [AUGMIX_EQUIVALENT[o] for o, _ in top_ops(weights, len(weights)) if o in AUGMIX_EQUIVALENT]
     return ranked[:k]
 
 
-def tta_sections(results: Mapping[str, Any]) -> list[Section]:
+#: ``(value column, change column, getter of a model's entry in results["models"])`` of the gains table
+Metric = tuple[str, str, Callable[[Mapping[str, Any]], Any]]
+
+
+def _summary(key: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda m: (m.get("summary") or {}).get(key)
+
+
+#: the classification report's gains columns (``results["models"][name]["summary"]``, fractions)
+CLASSIFICATION_METRICS: tuple[Metric, ...] = (
+    ("Clean acc (%)", "Δ clean (pt)", _summary("clean_accuracy")),
+    ("Mean corr. acc (%)", "Δ corrupted (pt)", _summary("mean_corruption_accuracy")),
+    ("Target domains acc (%)", "Δ target domains (pt)", _summary("mean_domain_accuracy")),
+)
+
+
+def tta_sections(results: Mapping[str, Any], metrics: Sequence[Metric] = CLASSIFICATION_METRICS) -> list[Section]:
     """"Test-time enhancement": one row per enhancer (run, frozen model, mode, top ops on the
-    corrupted and clean images) and the accuracy gain of every ``model+enhancer`` over its model."""
+    corrupted and clean images, the AugMix follow-up ops) and the change of every ``metrics`` column
+    (fractions, shown in %) of every ``model+enhancer`` over its model. Any task whose results have
+    ``results["tta"]`` (:func:`medrobust.tasks.tta.evaluate.enhancer_summary`) uses it with its own
+    ``metrics``."""
     tta = results.get("tta") or {}
     if not tta:
         return []
@@ -54,22 +81,18 @@ def tta_sections(results: Mapping[str, Any]) -> list[Section]:
             base = combined[: -len(f"+{name}")]
             if base not in models or combined not in models:
                 continue
-            sb, se = models[base].get("summary") or {}, models[combined].get("summary") or {}
-
-            def delta(key: str) -> str:
-                a, b = sb.get(key), se.get(key)
-                return "--" if a is None or b is None else f"{100 * (b - a):+.2f}"
-
-            gains.append({"Model": combined, "Clean acc (%)": fmt_pct(se.get("clean_accuracy")),
-                          "Δ clean (pt)": delta("clean_accuracy"),
-                          "Mean corr. acc (%)": fmt_pct(se.get("mean_corruption_accuracy")),
-                          "Δ corrupted (pt)": delta("mean_corruption_accuracy"),
-                          "Δ target domains (pt)": delta("mean_domain_accuracy")})
+            row: dict[str, Any] = {"Model": combined}
+            for value_col, delta_col, get in metrics:
+                a, b = get(models[base]), get(models[combined])
+                row[value_col] = fmt_pct(b)
+                row[delta_col] = "--" if a is None or b is None else f"{100 * (b - a):+.2f}"
+            gains.append(row)
     body = [format_table(rows, list(rows[0])),
-            "Each `MODEL+ENHANCER` row is the model behind the enhancer on exactly the images the model saw. "
+            ("Each `MODEL+ENHANCER` row is the model behind the enhancer on exactly the images the model saw. "
             "Blend weights: mean over the images of a condition kind; the chart is "
             "`figures/tta_blend_weights.png`. AugMix follow-up: the AugMix equivalents of the top-ranked ops on "
-            "the corrupted images, for retraining with `augment: [{name: augmix, ops: [...], all_ops: true}]`."]
+            "the corrupted images, for retraining with `augment: [{name: augmix, ops: [...]}]` "
+            "(`medrobust tta topk REPORT --out RECIPE.yaml` writes that recipe).")]
     if gains:
         body.append(format_table(gains, list(gains[0])))
     return [Section("Test-time enhancement (DynTTA)", body)]
@@ -88,7 +111,7 @@ def plot_blend_weights(results: Mapping[str, Any], path: str | Path) -> Path | N
     axes = fig.subplots(len(panels), 1, squeeze=False)
     for ax, (name, t) in zip(axes[:, 0], panels):
         ops = list(t["ops"])
-        kinds = [k for k in ("clean", "corrupt", "domain") if k in t["mean_weights"]]
+        kinds = [k for k in ("clean", "corrupt", "domain", "shifted") if k in t["mean_weights"]]
         width = 0.8 / max(1, len(kinds))
         x = np.arange(len(ops))
         for j, kind in enumerate(kinds):

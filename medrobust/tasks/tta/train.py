@@ -39,7 +39,7 @@ from ...tta import DynTTA, RandomCorruption, freeze
 from ..classification.config import ClassificationConfig
 from .frozen import merge_frozen_run
 
-__all__ = ["load_tta_config", "train_dyntta", "frozen_classifier", "training_shift", "make_step", "TTA_TASKS"]
+__all__ = ["TTA_TASKS", "frozen_classifier", "load_tta_config", "make_step", "train_dyntta", "training_shift"]
 
 #: the tasks ``medrobust tta train`` supports (cardiac: :mod:`medrobust.tasks.tta.cardiac`)
 TTA_TASKS = ("classification", "cardiac")
