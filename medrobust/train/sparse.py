@@ -37,7 +37,7 @@ import torch
 
 from .seeding import mix_seed
 
-__all__ = ["SparseMasks", "make_updater", "SparseUpdater", "METHODS", "prunable_weights", "erk_counts"]
+__all__ = ["METHODS", "SparseMasks", "SparseUpdater", "erk_counts", "make_updater", "prunable_weights"]
 
 #: method name -> default regrowth (``random`` or ``gradient``)
 METHODS: dict[str, str] = {"set": "random", "rigl": "gradient", "mest": "random", "granet": "gradient"}
@@ -87,7 +87,7 @@ def erk_counts(shapes: dict[str, tuple[int, ...]], density: float, dense: set[st
     counts = {k: numel[k] for k in dense}
     if sparse:
         exact = {k: eps * raw[k] * numel[k] for k in sparse}
-        counts.update({k: int(math.floor(v)) for k, v in exact.items()})
+        counts.update({k: math.floor(v) for k, v in exact.items()})
         left = budget - sum(counts.values())
         for k in sorted(sparse, key=lambda k: (counts[k] - exact[k], k))[: max(0, left)]:
             counts[k] += 1
@@ -146,6 +146,9 @@ class SparseMasks:
             self.targets = {n: (p.numel() if n in dense else round(density * p.numel())) for n, p in self.params.items()}
         self.masks: dict[str, torch.Tensor] = {}
         self._cast: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._sparse_names = [n for n in self.params if n not in dense]
+        self._plan: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []
+        self._plan_key: tuple[Any, ...] | None = None
         for i, (n, p) in enumerate(self.params.items()):
             self.masks[n] = self.random_mask(n, self.targets[n], _mix(self.seed, i, 0x5EED))
 
@@ -161,29 +164,37 @@ class SparseMasks:
 
     def density(self) -> float:
         """Realised share of non-masked weights over all conv/linear weights (dense ones included)."""
-        kept = sum(int(m.sum()) for m in self.masks.values())
+        kept = sum(_count(m) for m in self.masks.values())
         return kept / sum(m.numel() for m in self.masks.values())
 
     def layer_density(self) -> dict[str, float]:
         """``{name: share kept}`` per conv/linear weight."""
-        return {n: int(m.sum()) / m.numel() for n, m in self.masks.items()}
+        return {n: _count(m) / m.numel() for n, m in self.masks.items()}
 
     @torch.no_grad()
     def apply_(self) -> None:
-        """Zero the masked weights in place (a multiply by a cached mask of the weight's dtype)."""
-        for n, m in self.masks.items():
-            if n in self.dense:
-                continue
-            p = self.params[n]
-            cached = self._cast.get(n)
-            if cached is None or cached[0] is not m or cached[1].dtype != p.dtype or cached[1].device != p.device:
-                cached = self._cast[n] = (m, m.to(p.dtype))
-            p.mul_(cached[1])
+        """Zero the masked weights in place: one ``torch._foreach_mul_`` per (device, dtype) group by
+        cached masks of the weights' dtype (rebuilt only when a mask object, dtype or device changes;
+        no allocation on the steps between updates)."""
+        key = tuple((id(self.masks[n]), self.params[n].dtype, self.params[n].device) for n in self._sparse_names)
+        if self._plan_key != key:
+            groups: dict[tuple[torch.dtype, torch.device], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+            for n in self._sparse_names:
+                p, m = self.params[n], self.masks[n]
+                cached = self._cast.get(n)
+                if cached is None or cached[0] is not m or cached[1].dtype != p.dtype or cached[1].device != p.device:
+                    cached = self._cast[n] = (m, m.to(device=p.device, dtype=p.dtype))
+                ps, ms = groups.setdefault((p.dtype, p.device), ([], []))
+                ps.append(p)
+                ms.append(cached[1])
+            self._plan, self._plan_key = list(groups.values()), key
+        for ps, ms in self._plan:
+            torch._foreach_mul_(ps, ms)
 
     def summary(self) -> dict[str, Any]:
         """Per-layer counts and densities, and the total (JSON-friendly)."""
-        layers = {n: {"shape": list(m.shape), "nonzero": int(m.sum()), "numel": m.numel(),
-                      "density": round(int(m.sum()) / m.numel(), 6), "dense": n in self.dense}
+        layers = {n: {"shape": list(m.shape), "nonzero": _count(m), "numel": m.numel(),
+                      "density": round(_count(m) / m.numel(), 6), "dense": n in self.dense}
                   for n, m in self.masks.items()}
         return {"sparsity": self.sparsity, "distribution": self.distribution, "density": round(self.density(), 6),
                 "layers": layers}
@@ -200,20 +211,76 @@ class SparseMasks:
             self.targets[n] = int(state["targets"][n])
 
 
+#: added to (subtracted from) the scores of positions a selection must skip; weight and gradient
+#: magnitudes are far below it
+_FAR = 1e30
+
+
+def _count(mask: torch.Tensor) -> int:
+    """Number of True entries (``count_nonzero``: no int64 copy of the mask, unlike ``sum``)."""
+    return int(torch.count_nonzero(mask))
+
+
+def _kth(score: torch.Tensor, rank: int) -> torch.Tensor:
+    """The ``rank``-th smallest entry (1-based) of the 1-D ``score``: ``torch.kthvalue(score,
+    rank).values``, found faster on large inputs by sample-based bracketing (Floyd & Rivest):
+    the quantiles of a strided sample of 4096 entries bracket the answer, one pass counts the entries
+    below the bracket and gathers those inside it, and ``kthvalue`` runs on that small set. When the
+    bracket is a run of ties, one of its ends is checked by counting; when it misses (adversarial
+    order, NaN) it falls back to ``kthvalue`` over everything."""
+    n = score.numel()
+    if n <= 1 << 16:
+        return torch.kthvalue(score, rank).values
+    step = n // 4096
+    sample = torch.sort(score[::step]).values
+    m = sample.numel()
+    pos, half = (rank - 0.5) * m / n, 4.0 * math.sqrt(m) + 2
+    lo_i, hi_i = int(pos - half), int(pos + half) + 1
+    lo = sample[lo_i] if lo_i >= 0 else None
+    hi = sample[hi_i] if hi_i < m else None
+    band = score <= hi if hi is not None else torch.ones(n, dtype=torch.bool, device=score.device)
+    below = 0
+    if lo is not None:
+        under = score < lo
+        below = _count(under)
+        band &= ~under
+    n_in = _count(band)
+    if below < rank <= below + n_in:
+        if n_in <= n // 4:
+            return torch.kthvalue(torch.masked_select(score, band), rank - below).values
+        for v in (lo, hi):  # a wide band is a run of ties (zero gradients): is one bracket end the answer?
+            if v is not None and _count(score < v) < rank <= _count(score <= v):
+                return v
+    return torch.kthvalue(score, rank).values
+
+
+def _select(score: torch.Tensor, count: int, largest: bool) -> torch.Tensor:
+    """Flat bool mask with True at exactly ``count`` extreme entries of the 1-D ``score``: every entry
+    strictly beyond the threshold (:func:`_kth`, a linear-time selection instead of a ``topk`` with
+    ``k`` in the hundreds of thousands) and the entries equal to it in index order until ``count`` is
+    met. Exact and deterministic."""
+    n = score.numel()
+    if count <= 0:
+        return torch.zeros(n, dtype=torch.bool, device=score.device)
+    if count >= n:
+        return torch.ones(n, dtype=torch.bool, device=score.device)
+    thr = _kth(score, n - count + 1 if largest else count)
+    out = score >= thr if largest else score <= thr
+    extra = _count(out) - count  # > 0 only when the threshold value is tied: keep its first copies
+    if extra > 0:
+        ties = torch.nonzero(score == thr).squeeze(1)
+        out[ties[ties.numel() - extra:]] = False
+    return out
+
+
 def _top_mask(score: torch.Tensor, count: int) -> torch.Tensor:
     """Flat bool mask with True at the ``count`` largest entries of the 1-D ``score``."""
-    out = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
-    if count > 0:
-        out[torch.topk(score, count, sorted=False).indices] = True
-    return out
+    return _select(score, count, largest=True)
 
 
 def _bottom_mask(score: torch.Tensor, count: int) -> torch.Tensor:
     """Flat bool mask with True at the ``count`` smallest entries of the 1-D ``score``."""
-    out = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
-    if count > 0:
-        out[torch.topk(score, count, largest=False, sorted=False).indices] = True
-    return out
+    return _select(score, count, largest=False)
 
 
 def _cosine(step: int, end_step: int, start: float) -> float:
@@ -283,7 +350,7 @@ class SparseUpdater:
         if self.method != "granet" or self.last_update <= 0:
             return self.final[name]
         left = max(0.0, 1.0 - (step + 1) / self.last_update)
-        return self.final[name] + int(round((self.initial[name] - self.final[name]) * left ** 3))
+        return self.final[name] + round((self.initial[name] - self.final[name]) * left ** 3)
 
     # ---------------------------------------------------------------------------------------- step
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None, *, finite: bool = True) -> dict[str, Any] | None:
@@ -307,7 +374,7 @@ class SparseUpdater:
         changed: list[str] = []
         for i, (name, p) in enumerate(self.masks.params.items()):
             old = old_masks[name]
-            if name in self.masks.dense or (old.all() and self.target(name, step) == old.numel()):
+            if name in self.masks.dense or (_count(old) == old.numel() and self.target(name, step) == old.numel()):
                 continue
             gen = torch.Generator().manual_seed(_mix(self.seed, i, step + 1))
             self.masks.masks[name] = self._layer(name, p, old.flatten(), self.target(name, step), frac, gen).view(p.shape)
@@ -316,37 +383,45 @@ class SparseUpdater:
         moved: dict[str, int] = {}
         for name in changed:
             p, new = self.masks.params[name], self.masks.masks[name]
-            grown = new & ~old_masks[name]
-            self.masks.targets[name] = int(new.sum())
-            if grown.any():
-                p[grown] = 0
+            grown = torch.nonzero((new & ~old_masks[name]).reshape(-1)).squeeze(1)  # flat indices, found once
+            self.masks.targets[name] = _count(new)
+            if grown.numel():
+                _zero_at(p.data, grown)
                 if optimizer is not None:
                     _reset_state(optimizer, p, grown)
-            moved[name] = int(grown.sum())
+            moved[name] = grown.numel()
         return {"step": step + 1, "fraction": round(frac, 6), "moved": moved, "moved_total": sum(moved.values()),
                 "density": round(self.masks.density(), 6)}
 
     def _layer(self, name: str, p: torch.Tensor, old: torch.Tensor, target: int, frac: float,
                gen: torch.Generator) -> torch.Tensor:
-        """New flat mask of one layer with exactly ``target`` True positions."""
-        n_active = int(old.sum())
+        """New flat mask of one layer with exactly ``target`` True positions.
+
+        Positions a selection must not pick are pushed out of reach by adding ``±_FAR`` in place on
+        the fresh score tensors (an add by the mask as float; ``torch.where`` with a bool condition
+        is several times slower on the CPU); scores are magnitudes far below ``_FAR``."""
+        n_active = _count(old)
         k = int(frac * min(n_active, target) + 1e-6)  # floor (the epsilon absorbs cos rounding: 0.3 * 50 is 15)
-        w = p.detach().flatten().abs().float()
+        w = p.detach().reshape(-1).abs().float()
         need_grad = self.grow == "gradient" or self.method == "mest"
-        grad = (p.grad.detach().flatten().abs().float() if p.grad is not None else torch.zeros_like(w)) if need_grad else None
+        grad = (p.grad.detach().reshape(-1).abs().float() if p.grad is not None else torch.zeros_like(w)) if need_grad else None
         if self.method == "mest":
             # grow before prune: the k regrown come from the currently inactive positions only, then the
             # k least important of the old connections (|w| + λ|g|) go
-            grown = _top_mask(torch.where(old, -math.inf, self._grow_score(grad, w, gen)), min(k, w.numel() - n_active))
-            importance = w + self.grad_weight * grad  # type: ignore[operator]
-            n_drop = n_active + int(grown.sum()) - target
-            return (old & ~_bottom_mask(torch.where(old, importance, math.inf), n_drop)) | grown
+            score = self._grow_score(grad, w, gen)
+            score = score.clone() if score is grad else score
+            grown = _top_mask(score.sub_(old.float(), alpha=_FAR), min(k, w.numel() - n_active))
+            importance = w.add_(grad, alpha=self.grad_weight)  # type: ignore[arg-type]
+            n_drop = n_active + _count(grown) - target
+            return (old & ~_bottom_mask(importance.add_((~old).float(), alpha=_FAR), n_drop)) | grown
         # drop the smallest magnitudes (GraNet: also down to its gradual target), then grow among the
         # inactive positions, the just-dropped included (google-research/rigl)
-        kept = old & ~_bottom_mask(torch.where(old, w, math.inf), max(0, n_active - target) + k)
-        return kept | _top_mask(torch.where(kept, -math.inf, self._grow_score(grad, w, gen)), target - int(kept.sum()))
+        kept = old & ~_bottom_mask(w.add_((~old).float(), alpha=_FAR), max(0, n_active - target) + k)
+        score = self._grow_score(grad, w, gen).sub_(kept.float(), alpha=_FAR)
+        return kept | _top_mask(score, target - _count(kept))
 
     def _grow_score(self, grad: torch.Tensor | None, like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Fresh regrowth scores: uniform draws from ``gen`` (random regrowth), else ``grad`` itself."""
         if self.grow == "random" or grad is None:
             return torch.rand(like.numel(), generator=gen).to(like.device)
         return grad
@@ -371,8 +446,8 @@ class SparseUpdater:
     def markdown(self) -> str:
         """The summary as Markdown: per-layer and total density, and the connections each update moved."""
         s = self.summary()
-        lines = [f"# Sparse training: {s['method']} (regrowth {s['grow']}), sparsity {s['sparsity']:g}, "
-                 f"{s['distribution']}", "", f"Total density {s['density']:.4f} over the conv/linear weights.", "",
+        lines = [(f"# Sparse training: {s['method']} (regrowth {s['grow']}), sparsity {s['sparsity']:g}, "
+                  f"{s['distribution']}"), "", f"Total density {s['density']:.4f} over the conv/linear weights.", "",
                  "| layer | shape | non-zero | density |", "|---|---|--:|--:|"]
         for name, layer in s["layers"].items():
             dense = " (dense)" if layer["dense"] else ""
@@ -387,14 +462,25 @@ class SparseUpdater:
         return "\n".join(lines) + "\n"
 
 
+def _zero_at(t: torch.Tensor, flat_idx: torch.Tensor) -> None:
+    """Set the entries of ``t`` at the flat indices ``flat_idx`` to 0 in place."""
+    if t.is_contiguous():
+        t.view(-1).index_fill_(0, flat_idx, 0)
+    else:
+        flat = t.reshape(-1)
+        flat[flat_idx] = 0
+        t.copy_(flat.view(t.shape))
+
+
 def _reset_state(optimizer: torch.optim.Optimizer, p: torch.Tensor, grown: torch.Tensor) -> None:
-    """Zero every per-weight optimiser buffer of ``p`` (SGD momentum, Adam moments) at ``grown``."""
+    """Zero every per-weight optimiser buffer of ``p`` (SGD momentum, Adam moments) at the flat
+    indices ``grown``."""
     state = optimizer.state.get(p)
     if not state:
         return
     for v in state.values():
         if isinstance(v, torch.Tensor) and v.shape == p.shape:
-            v[grown] = 0
+            _zero_at(v, grown)
 
 
 def _broadcast(masks: SparseMasks, names: list[str]) -> None:

@@ -35,3 +35,22 @@ def test_finetune_fma_ca_from_a_baseline_and_evaluate(tmp_path, write_domains):
         m = res["models"][name]
         assert 0 <= m["clean"]["accuracy"] <= 1 and set(m["corruptions"]) == {"gaussian_noise", "fog"}
     assert (tmp_path / "report" / "report.md").is_file()
+
+
+def test_cardiac_ca_recipes_finetune_the_baseline_on_one_mixture():
+    # cardiac/{da_ca,st_ca,fma_ca}: the baseline's model, one CA mixture of 4 of the 8 MRI artifacts
+    # (the other 4 held out for evaluation); DA augments, ST/FMA distort in the objective
+    from medrobust.augment.corruptions.mri import NAMES
+
+    base = load_config("cardiac/baseline")
+    mixtures = {}
+    for arm in ("da_ca", "st_ca", "fma_ca"):
+        cfg = load_config(f"cardiac/{arm}")
+        assert cfg.train.init_from == "runs/acdc_baseline" == f"runs/{base.name}"
+        assert cfg.model == base.model and cfg.data == base.data
+        spec = cfg.augment[0] if arm == "da_ca" else cfg.objective.distortion
+        assert spec["name"] == "combined" and (arm == "da_ca") == (cfg.objective is None)
+        mixtures[arm] = sorted(spec["members"])
+    assert mixtures["da_ca"] == mixtures["st_ca"] == mixtures["fma_ca"]
+    members = {m.removeprefix("mri_") for m in mixtures["da_ca"]}
+    assert members < set(NAMES) and len(members) == 4
