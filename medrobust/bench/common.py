@@ -36,31 +36,29 @@ def timeit(fn: Callable[[], Any], device: torch.device, *, repeats: int = 3, war
     return times[len(times) // 2]
 
 
-def _spin() -> None:  # pragma: no cover - runs in the child process
-    x = 0
-    while True:
-        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
-
-
 @contextmanager
 def competing_load(n: int) -> Iterator[None]:
-    """``n`` busy single-threaded processes (pure Python arithmetic, no memory traffic) for the
-    duration of the block: the benchmark's view of cores shared with other jobs."""
-    import multiprocessing as mp
+    """``n`` busy single-threaded processes (a pure Python loop, no memory traffic) for the duration
+    of the block: the benchmark's view of cores shared with other jobs. Plain subprocesses, so
+    they run whatever the caller's ``__main__`` looks like."""
+    import subprocess
+    import sys
 
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_spin, daemon=True) for _ in range(max(0, n))]
-    for p in procs:
-        p.start()
+    procs = [subprocess.Popen([sys.executable, "-c", "x = 0\nwhile True:\n    x = (x * 1103515245 + 12345) & 0xFFFFFFFF"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(max(0, n))]
     try:
         if procs:
             time.sleep(0.5)  # let them get scheduled
+            dead = [p.returncode for p in procs if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"--compete: a competing process exited at once (exit codes {dead})")
         yield
     finally:
         for p in procs:
-            p.terminate()
+            p.kill()
         for p in procs:
-            p.join(5)
+            p.wait(5)
 
 
 def environment() -> dict[str, Any]:

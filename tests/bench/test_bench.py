@@ -161,11 +161,18 @@ def test_corruptions_bench_times_uint8_and_float_under_a_competing_process():
 
 
 def test_competing_load_starts_and_stops_busy_processes():
-    import multiprocessing as mp
+    import os
+    import subprocess
 
     from medrobust.bench.common import competing_load
 
-    before = len(mp.active_children())
+    def children() -> set[int]:  # this process' live children running the busy loop
+        out = subprocess.run(["ps", "-o", "pid=,stat=,args=", "--ppid", str(os.getpid())], capture_output=True,
+                             text=True).stdout
+        return {int(line.split()[0]) for line in out.splitlines() if "while True" in line and " Z" not in line}
+
+    before = children()
     with competing_load(2):
-        assert len(mp.active_children()) == before + 2
-    assert len(mp.active_children()) == before
+        busy = children() - before
+        assert len(busy) == 2  # alive and busy for the whole block
+    assert not children() & busy  # stopped (and reaped) at the end

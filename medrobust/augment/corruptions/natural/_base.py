@@ -107,6 +107,10 @@ class NaturalCorruption(SeverityCore, abstract=True):
     """
 
     spatial_dims: ClassVar[tuple[int, ...]] = (2,)
+    #: whether the uint8 path converts in cache-sized chunks on the CPU (False for cores whose cost
+    #: is a per-call loop -- spatter's raster passes, shot noise's bracket search -- which chunks
+    #: would repeat; measured: spatter 84 vs 139 images/s at 224² chunked vs whole)
+    uint8_chunked: ClassVar[bool] = True
     #: corruption name without the ``natural_`` prefix
     name: ClassVar[str] = ""
     #: table name -> the five per-severity parameter values (scalars or tuples)
@@ -160,7 +164,8 @@ class NaturalCorruption(SeverityCore, abstract=True):
                 return y
             return torch.where(mask.to(x.device, non_blocking=True).view(-1, 1, 1, 1), y, x)
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
-        step = n if x.device.type != "cpu" else max(1, min(n, UINT8_CHUNK_BYTES // max(1, 4 * x[0].numel())))
+        chunk = UINT8_CHUNK_BYTES if self.uint8_chunked else None
+        step = n if x.device.type != "cpu" or chunk is None else max(1, min(n, chunk // max(1, 4 * x[0].numel())))
         for i in range(0, n, step):
             j = min(n, i + step)
             xf = x[i:j].to(torch.float32).div_(255.0)

@@ -51,6 +51,7 @@ class NaturalShotNoise(NaturalCorruption):
     ==========  ====  ====  ====  ====  ====
     """
 
+    uint8_chunked = False  # per-call loops: one call over the whole batch
     name = "shot_noise"
     levels = {"imagenet": (60, 25, 12, 5, 3), "cifar": (500, 250, 100, 75, 50)}
 

@@ -221,6 +221,7 @@ class NaturalSpatter(NaturalCorruption):
     ========  =========================================  =========================================
     """
 
+    uint8_chunked = False  # per-call loops: one call over the whole batch
     name = "spatter"
     levels = {
         "imagenet": ((0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0), (0.65, 0.3, 2, 0.68, 0.5, 0),
