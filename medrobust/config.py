@@ -90,6 +90,13 @@ def _bool_for_number(value: Any, ann: Any) -> str | None:
     return None
 
 
+def _check_severities(v: list[int]) -> list[int]:
+    """The ``severities`` fields: a non-empty list within 1..5, de-duplicated and sorted."""
+    if not v or any(s < 1 or s > 5 for s in v):
+        raise ValueError(f"expected severities in 1..5, got {v}")
+    return sorted(set(v))
+
+
 class Strict(BaseModel):
     """Base for config sections: unknown keys are errors, and a boolean is never read as a number
     (YAML's ``true``/``on``/``yes`` for an ``int`` or ``float`` field, also inside lists and tuples, is
@@ -156,9 +163,7 @@ class DynTTAConfig(Strict):
     @field_validator("severities")
     @classmethod
     def _severities(cls, v: list[int]) -> list[int]:
-        if not v or any(s < 1 or s > 5 for s in v):
-            raise ValueError(f"expected severities in 1..5, got {v}")
-        return sorted(set(v))
+        return _check_severities(v)
 
     @field_validator("augmix")
     @classmethod
@@ -280,9 +285,7 @@ class EvaluateBase(Strict):
     @field_validator("severities")
     @classmethod
     def _severities(cls, v: list[int]) -> list[int]:
-        if not v or any(s < 1 or s > 5 for s in v):
-            raise ValueError(f"expected severities in 1..5, got {v}")
-        return sorted(set(v))
+        return _check_severities(v)
 
 
 class RunBase(Strict):
