@@ -36,6 +36,7 @@ __all__ = [
     "BatchAugment",
     "Params",
     "check_input",
+    "to_device",
     "trusted_values",
     "values_trusted",
     "select_params",
@@ -130,7 +131,7 @@ def device_generator(generator: torch.Generator | None, device: torch.device | s
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def _to(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
+def to_device(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
     """``t`` on ``device``; a host-to-device copy does not wait for the device (CUDA stages a
     pageable source before returning, so this is safe), which keeps small per-sample draws from
     serialising back-to-back GPU calls."""
@@ -145,7 +146,7 @@ def rand(
 ) -> torch.Tensor:
     """``U[0, 1)`` float32 drawn on the generator's device, moved to ``device``."""
     out = torch.rand(*shape, generator=generator, device=_gen_device(generator))
-    return _to(out, device)
+    return to_device(out, device)
 
 
 def randn(
@@ -153,7 +154,7 @@ def randn(
 ) -> torch.Tensor:
     """``N(0, 1)`` float32 drawn on the generator's device, moved to ``device``."""
     out = torch.randn(*shape, generator=generator, device=_gen_device(generator))
-    return _to(out, device)
+    return to_device(out, device)
 
 
 def randint(
@@ -166,7 +167,7 @@ def randint(
 ) -> torch.Tensor:
     """Integers in ``[low, high)`` (int64) drawn on the generator's device, moved to ``device``."""
     out = torch.randint(low, high, tuple(shape), generator=generator, device=_gen_device(generator))
-    return _to(out, device)
+    return to_device(out, device)
 
 
 def choice(
@@ -295,7 +296,7 @@ class BatchAugment(torch.nn.Module):
         out = self._apply(x, params)
         if bool(host.all()):
             return out
-        return torch.where(_to(mask, x.device).view(-1, *([1] * (x.ndim - 1))), out, x)
+        return torch.where(to_device(mask, x.device).view(-1, *([1] * (x.ndim - 1))), out, x)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = self.check(x)  # validated once for both steps

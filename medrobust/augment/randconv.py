@@ -30,7 +30,7 @@ from typing import Literal
 
 import torch
 
-from .base import BatchAugment, Params, _to, choice, per_sample_view, rand, randn
+from .base import BatchAugment, Params, choice, per_sample_view, rand, randn, to_device
 from .functional.conv import grouped_conv
 from .registry import register
 
@@ -159,7 +159,7 @@ class RandConv(BatchAugment):
             params = {k: v.expand(n, *v.shape[1:]) for k, v in params.items()}
         # the kernel sizes are metadata read on the host (which sizes are present): they stay there;
         # the tensors go to the device without waiting for it
-        return {k: v if k == "ksize" else _to(v, x.device) for k, v in params.items()}
+        return {k: v if k == "ksize" else to_device(v, x.device) for k, v in params.items()}
 
     def _sample_apply_mask(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
         if self.per_sample:

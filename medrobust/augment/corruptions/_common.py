@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -84,22 +84,27 @@ class SeverityCore(BatchAugment, abstract=True):
     ``_sample_extra``.
     """
 
+    #: keep the severities on the host (drawn, checked and returned there): cores that only group
+    #: by them and look their parameters up on the host then never wait for the device
+    severity_on_host: ClassVar[bool] = False
+
     def __init__(self, *, severity: int | tuple[int, int] = (1, 5), p: float = 1.0) -> None:
         super().__init__(p=p)
         self.severity = parse_severity(severity)
 
     def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
-        params: Params = {"severity": draw_severity(x.shape[0], self.severity, generator, x.device)}
+        device = None if self.severity_on_host else x.device  # None: where the generator draws
+        params: Params = {"severity": draw_severity(x.shape[0], self.severity, generator, device)}
         params.update(self._sample_extra(x, generator))
         return params
 
     def _sample_extra(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
         return {}
 
-    @staticmethod
-    def severities(params: Params, x: torch.Tensor) -> torch.Tensor:
-        """``params['severity']`` as ``(N,)`` int64 on ``x``'s device, checked (shape, values 1..5)."""
-        sev = params["severity"].to(x.device).long()
+    def severities(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """``params['severity']`` as ``(N,)`` int64, checked (shape, values 1..5): on ``x``'s device,
+        or on the host for :attr:`severity_on_host` cores (a device tensor is copied once)."""
+        sev = (params["severity"].cpu() if self.severity_on_host else params["severity"].to(x.device)).long()
         if sev.shape != (x.shape[0],):
             raise ValueError(f"params['severity']: expected shape ({x.shape[0]},), got {tuple(sev.shape)}")
         if bool(((sev < 1) | (sev > 5)).any()):

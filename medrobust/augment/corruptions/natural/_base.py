@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ...base import Params, check_float_tensor, select_params, values_trusted
-from .._common import SeverityCore, draw_severity
+from ...base import Params, check_float_tensor, select_params, to_device, values_trusted
+from .._common import SeverityCore
 
 __all__ = [
     "COMMON", "EXTRA", "NAMES", "SUBSETS", "TABLES", "NaturalCorruption", "check_table",
@@ -111,6 +111,8 @@ class NaturalCorruption(SeverityCore, abstract=True):
     #: is a per-call loop -- spatter's raster passes, shot noise's bracket search -- which chunks
     #: would repeat; measured: spatter 84 vs 139 images/s at 224² chunked vs whole)
     uint8_chunked: ClassVar[bool] = True
+    #: severities are metadata here (grouping, parameter lookup): they stay on the host
+    severity_on_host: ClassVar[bool] = True
     #: corruption name without the ``natural_`` prefix
     name: ClassVar[str] = ""
     #: table name -> the five per-severity parameter values (scalars or tuples)
@@ -162,7 +164,7 @@ class NaturalCorruption(SeverityCore, abstract=True):
         if y is not None:
             if bool(host.all()):
                 return y
-            return torch.where(mask.to(x.device, non_blocking=True).view(-1, 1, 1, 1), y, x)
+            return torch.where(to_device(mask, x.device).view(-1, 1, 1, 1), y, x)
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
         chunk = UINT8_CHUNK_BYTES if self.uint8_chunked else None
         step = n if x.device.type != "cpu" or chunk is None else max(1, min(n, chunk // max(1, 4 * x[0].numel())))
@@ -194,26 +196,7 @@ class NaturalCorruption(SeverityCore, abstract=True):
         the host and copied without waiting for the device."""
         vals = [v if k is None else v[k] for v in self.values]
         host = torch.tensor(vals, dtype=like.dtype)[sev.cpu() - 1]
-        return host if like.device.type == "cpu" else host.to(like.device, non_blocking=True)
-
-    # -- severities live on the host ------------------------------------------------------------
-    def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> Params:
-        # the severity is metadata: it stays where it was drawn (the CPU for a CPU generator), so
-        # grouping by it and looking up its parameters never waits for the device
-        params: Params = {"severity": draw_severity(x.shape[0], self.severity, generator, None)}
-        params.update(self._sample_extra(x, generator))
-        return params
-
-    @staticmethod
-    def severities(params: Params, x: torch.Tensor) -> torch.Tensor:
-        """``params['severity']`` as a checked ``(N,)`` int64 tensor **on the host** (a device
-        tensor is copied once; the drawn severities already live there)."""
-        sev = params["severity"].cpu().long()
-        if sev.shape != (x.shape[0],):
-            raise ValueError(f"params['severity']: expected shape ({x.shape[0]},), got {tuple(sev.shape)}")
-        if bool(((sev < 1) | (sev > 5)).any()):
-            raise ValueError(f"params['severity']: values must be in 1..5, got {sev.tolist()}")
-        return sev
+        return to_device(host, like.device)
 
     @staticmethod
     def field(params: Params, key: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -253,7 +236,7 @@ def severity_groups(sev: torch.Tensor, device: torch.device | None = None) -> It
         return
     for s in values:
         idx = torch.nonzero(sev == s).squeeze(1)
-        yield int(s), idx if device is None or device.type == "cpu" else idx.to(device, non_blocking=True)
+        yield int(s), to_device(idx, device)
 
 
 def run_grouped(x: torch.Tensor, sev: torch.Tensor,
@@ -275,4 +258,4 @@ def take(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
     """Rows ``idx`` of a per-sample parameter (all rows when ``idx`` is None), on ``t``'s device."""
     if idx is None:
         return t
-    return t.index_select(0, idx if idx.device == t.device else idx.to(t.device, non_blocking=True))
+    return t.index_select(0, to_device(idx, t.device))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ...base import to_device
 from ...functional.chunks import chunked
 
 __all__ = ["pixelate", "pixelate_pil_uint8", "jpeg_roundtrip", "jpeg_roundtrip_uint8"]
@@ -188,7 +189,7 @@ def _codec_cuda(x: torch.Tensor, groups: dict[int, list[int]]) -> torch.Tensor |
             for q, idx in groups.items():
                 enc = encode_jpeg([x[k] for k in idx], quality=q)
                 dec = decode_jpeg([e.cpu() for e in enc], device=x.device)
-                index = torch.tensor(idx).to(x.device, non_blocking=True)
+                index = to_device(torch.tensor(idx), x.device)
                 out.index_copy_(0, index, torch.stack(dec))
         except (RuntimeError, TypeError, NotImplementedError):  # pragma: no cover - no CUDA codec in this build
             return None

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ...base import device_generator, rand
+from ...base import device_generator, rand, to_device
 from ...functional.chunks import chunked
 from ...functional.fftconv import fft_correlate, kernel_image
 from ...functional.filters import filter_matrix_np, gaussian_filter
@@ -156,7 +156,7 @@ class NaturalDefocusBlur(NaturalCorruption):
                 return stack[:, None]
             lut = torch.full((6,), -1, dtype=torch.long)
             lut[torch.tensor(present)] = torch.arange(len(present))
-            return stack[lut[sev.cpu()].to(x.device, non_blocking=True)][:, None]
+            return stack[to_device(lut[sev.cpu()], x.device)][:, None]
 
         return fft_correlate(x, spectrum, radius, "mirror")
 
