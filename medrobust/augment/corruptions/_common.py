@@ -125,8 +125,9 @@ def corrupt_with(core: Any, x: Any, severity: Any, generator: torch.Generator | 
     validated once.
     """
     uint8 = isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and hasattr(core, "apply_uint8")
-    if uint8 or (not validate and hasattr(core, "check_layout")):
-        x = core.check_layout(x)
+    integer = isinstance(x, torch.Tensor) and not torch.is_floating_point(x)
+    if hasattr(core, "check_layout") and (integer or not validate):
+        x = core.check_layout(x)  # uint8 passes; other integer dtypes get its one-line TypeError
     else:
         x = core.check(x)
     sev = severity_argument(severity, x.shape[0])

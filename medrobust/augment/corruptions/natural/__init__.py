@@ -189,7 +189,4 @@ def corrupt(
             shape or channel count, values outside [0, 1] (e.g. a 0..255 float image).
         TypeError: non-tensor or non-float, non-uint8 input, non-integer severity.
     """
-    core = _lookup(name)(table=check_table(table))
-    if isinstance(x, torch.Tensor) and not torch.is_floating_point(x):
-        core.check_layout(x)  # uint8 passes; other integer dtypes get a one-line TypeError
-    return corrupt_with(core, x, severity, generator, validate=validate)
+    return corrupt_with(_lookup(name)(table=check_table(table)), x, severity, generator, validate=validate)
