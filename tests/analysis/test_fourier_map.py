@@ -4,6 +4,7 @@ with a direct per-frequency computation; files are written."""
 import math
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -71,3 +72,45 @@ def test_files_are_written(tmp_path):
     assert np.allclose(np.load(files["dense"]), res["error"], atol=1e-6) and files["rigl"].is_file()
     one = save_fourier_map(res, tmp_path / "one")
     assert one["array"].name == "fourier_map.npy" and one["png"].is_file()
+
+
+def test_dice_error_equals_monai_compute_dice():
+    from monai.metrics import compute_dice
+
+    from medrobust.analysis.fourier_map import dice_error
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (6, 1, 10, 10), generator=g)
+    labels[2] = 0  # no structure in label ...
+    logits = torch.randn(6, 4, 10, 10, generator=g)
+    logits[2] = 0
+    logits[2, 0] = 1  # ... nor in prediction: Dice 1 for every class
+    labels[3][labels[3] == 2] = 0  # class 2 absent from label 3 only
+    err = dice_error(4)(logits, labels)
+    onehot = lambda t: torch.nn.functional.one_hot(t, 4).permute(0, 3, 1, 2).float()  # noqa: E731
+    ref = compute_dice(onehot(logits.argmax(1)), onehot(labels[:, 0]), include_background=False, ignore_empty=False)
+    assert torch.allclose(err, 1 - ref.mean(1), atol=1e-6) and err[2] == 0
+    assert torch.allclose(dice_error(4)(logits, labels[:, 0]), err)  # (B, H, W) labels too
+
+
+def test_segmentation_map_and_a_coarse_grid():
+    """A 'segmenter' that labels bright pixels as class 1: high-frequency waves of a large eps flip
+    pixels; the coarse grid (step 2) equals the full grid at its points."""
+    from medrobust.analysis.fourier_map import dice_error
+
+    class Threshold(nn.Module):
+        def forward(self, x):
+            return torch.cat([torch.full_like(x, 0.5), x], 1)  # class 1 where x > 0.5
+
+    g = torch.Generator().manual_seed(1)
+    images = (torch.rand(4, 1, 16, 16, generator=g) > 0.5).float() * 0.5 + 0.25  # 0.25 / 0.75
+    labels = (images > 0.5).long()
+    full = fourier_sensitivity(Threshold(), images, labels, eps=6.0, error_fn=dice_error(2), seed=3)
+    coarse = fourier_sensitivity(Threshold(), images, labels, eps=6.0, error_fn=dice_error(2), seed=3,
+                                 frequency_step=2, chunk=5)
+    assert full["clean_error"] == 0.0 and full["error"].max() > 0
+    assert coarse["frequencies"] == list(range(-8, 9, 2)) and coarse["error"].shape == (9, 9)
+    assert np.allclose(coarse["error"], full["error"][::2, ::2])
+    assert len(band_profile(coarse["error"], frequencies=coarse["frequencies"])) == 4
+    with pytest.raises(ValueError, match="frequency_step"):
+        fourier_sensitivity(Threshold(), images, labels, error_fn=dice_error(2), frequency_step=3)

@@ -14,10 +14,15 @@ def test_fourier_map_cli_names_the_problem(tmp_path, capsys):
     from medrobust.tasks import load_config
     from medrobust.train.loop import prepare_run_dir
 
-    cfg = load_config("cardiac/baseline", [f"output_dir={tmp_path}", "name=seg"])
+    cfg = load_config("driving/baseline", [f"output_dir={tmp_path}", "name=seg"])
     prepare_run_dir(cfg)
     assert main(["analyze", "fourier-map", "--run", str(tmp_path / "seg")]) == 2
     assert "needs a classification run" in capsys.readouterr().err
+    cfg = load_config("cardiac/baseline", [f"output_dir={tmp_path}", "name=heart", "data.mode=3d",
+                                           "data.spatial_size=[32,32,8]"])
+    prepare_run_dir(cfg)
+    assert main(["analyze", "fourier-map", "--run", str(tmp_path / "heart")]) == 2
+    assert "a 3d cardiac run" in capsys.readouterr().err
     assert main(["analyze", "fourier-map", "--run", str(tmp_path / "nothing")]) == 2
     assert "no config.yaml" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
