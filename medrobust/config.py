@@ -346,6 +346,8 @@ class ExperimentBase(RunBase):
     augment: list[dict[str, Any]] = []
     consistency: ConsistencyConfig | None = None
     objective: ObjectiveConfig | None = None  # stability training / FMA on a distorted view (any task)
+    #: the task trains on label maps (segmentation): cores that move pixels are refused
+    label_maps: ClassVar[bool] = False
 
     @field_validator("augment")
     @classmethod
@@ -366,6 +368,13 @@ class ExperimentBase(RunBase):
             raise ValueError("consistency: needs at least one augmentation core in 'augment'")
         if self.objective is not None and (self.consistency is not None or getattr(self, "afa", None) is not None):
             raise ValueError("objective: use it without 'consistency' and 'afa' (it builds its own second view)")
+        if type(self).label_maps:
+            from .augment import refuse_geometric_entry
+
+            for i, entry in enumerate(self.augment):
+                refuse_geometric_entry(entry, where=f"augment[{i}]")
+            if self.objective is not None:
+                refuse_geometric_entry(self.objective.distortion, where="objective.distortion")
         return self
 
 

@@ -41,9 +41,13 @@ import torch.nn.functional as F
 from .base import BatchAugment, Params, per_sample_view, rand, randint, randn
 from .registry import register
 
-__all__ = ["AugMix", "AUGMIX_OPS", "EXTRA_OPS", "sample_gamma", "sample_dirichlet", "sample_beta", "equalize", "autocontrast"]
+__all__ = ["AugMix", "AUGMIX_OPS", "EXTRA_OPS", "GEOMETRIC_OPS", "PHOTOMETRIC_OPS", "sample_gamma", "sample_dirichlet", "sample_beta", "equalize", "autocontrast"]
 
 AUGMIX_OPS = ("autocontrast", "equalize", "posterize", "rotate", "solarize", "shear_x", "shear_y", "translate_x", "translate_y")
+#: the ops of :data:`AUGMIX_OPS` that move pixels (a label map would no longer line up)
+GEOMETRIC_OPS = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+#: the ops of :data:`AUGMIX_OPS` that keep every pixel in place: AugMix for segmentation
+PHOTOMETRIC_OPS = tuple(o for o in AUGMIX_OPS if o not in GEOMETRIC_OPS)
 EXTRA_OPS = ("color", "contrast", "brightness", "sharpness")
 _AFFINE = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 
@@ -233,6 +237,7 @@ class AugMix(BatchAugment):
         self.alpha = float(alpha)
         self.ops = chosen
         self.all_ops = bool(all_ops)
+        self.geometric = any(o in GEOMETRIC_OPS for o in chosen)  # type: ignore[misc]
 
     def extra_repr(self) -> str:
         return f"width={self.width}, depth={self.depth}, severity={self.severity}, alpha={self.alpha}, ops={self.ops}, p={self.p}"

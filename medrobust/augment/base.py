@@ -237,6 +237,10 @@ class BatchAugment(torch.nn.Module):
     #: whether the core takes class labels: ``core(x, generator, labels=y)`` (DFM-X); adapters pass
     #: them when this is set, and the core still works without them
     uses_labels: ClassVar[bool] = False
+    #: whether the core moves pixels (rotation, shear, translation, elastic warp): its output no longer
+    #: lines up with the input's label map, so segmentation training refuses it (a core whose
+    #: settings decide it, such as AugMix's op list, sets it per instance)
+    geometric: ClassVar[bool] = False
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

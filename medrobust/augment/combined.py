@@ -85,6 +85,7 @@ class Combined(BatchAugment):
                                  "of the batch and supports neither")
             cores.append(core)
         self.members = torch.nn.ModuleList(cores)
+        self.geometric = any(c.geometric for c in cores)  # type: ignore[misc]
         if weights is None:
             w = [1.0] * len(cores)
         else:

@@ -90,6 +90,38 @@ def build(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where:
         raise ValueError(f"{where} ({name}): {err}") from err
 
 
+def refuse_geometric(core: Any, *, where: str = "augment") -> None:
+    """A one-line ``ValueError`` naming ``where`` when ``core`` (or a core inside it) moves pixels
+    (:attr:`BatchAugment.geometric`): segmentation trains on label maps that would no longer line up."""
+    if core is None or not getattr(core, "geometric", False):
+        return
+    from .augmix import GEOMETRIC_OPS, PHOTOMETRIC_OPS, AugMix
+
+    parts = list(getattr(core, "cores", None) or getattr(core, "members", None) or [core])
+    culprits = [c for c in parts if getattr(c, "geometric", False)]
+    what = ", ".join(
+        f"augmix with {[o for o in c.ops if o in GEOMETRIC_OPS]}" if isinstance(c, AugMix) else (c.registry_name or type(c).__name__)
+        for c in culprits)
+    raise ValueError(f"{where}: {what} moves pixels but not the label map; segmentation needs photometric "
+                     f"augmentation (augmix: ops from {list(PHOTOMETRIC_OPS)} and contrast/brightness/sharpness)")
+
+
+def refuse_geometric_entry(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where: str = "augment") -> None:
+    """:func:`refuse_geometric` for a config entry (built as :func:`validate` builds it; an entry whose
+    data arguments are file paths is left to the task layer, and no such core moves pixels)."""
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    items = _entries(spec, where)
+    if items is not None:
+        for s, w in items:
+            refuse_geometric_entry(s, where=w)
+        return
+    cls, kwargs, _ = _resolve(spec, where)  # type: ignore[arg-type]
+    if any(isinstance(kwargs.get(k), (str, os.PathLike)) for k in cls.data_args):
+        return
+    refuse_geometric(build(spec, where=where), where=where)
+
+
 def validate(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where: str = "augment") -> None:
     """Check a config entry as :func:`build` would, without reading files.
 
@@ -122,6 +154,7 @@ class Compose(BatchAugment, abstract=True):
             dims &= set(c.spatial_dims)
         self.spatial_dims = tuple(sorted(dims))  # type: ignore[misc]
         self.uses_labels = any(c.uses_labels for c in self.cores)  # type: ignore[misc]
+        self.geometric = any(c.geometric for c in self.cores)  # type: ignore[misc]
 
     def sample_params(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Params:
         # each child draws on the output of the previous one, so sampling also runs the chain

@@ -24,15 +24,16 @@ def cmd_tta_train(args: argparse.Namespace) -> int:
 def cmd_tta_topk(args: argparse.Namespace) -> int:
     from ..tasks.tta.report import top_ops
     from ..tasks.tta.topk import (
-        DEFAULT_RECIPE,
+        default_recipe,
         read_blend_weights,
+        recipe_label_maps,
         topk_augmix_ops,
         write_augmix_recipe,
     )
 
-    recipe = args.config or DEFAULT_RECIPE
+    recipe = args.config or default_recipe(args.report)
     name, weights = read_blend_weights(args.report, tta=args.tta, kind=args.kind)
-    ops = topk_augmix_ops(weights, args.k)
+    ops = topk_augmix_ops(weights, args.k, photometric_only=recipe_label_maps(recipe))
     print(f"DynTTA {name!r}, mean blend weight on the {args.kind!r} images: "
           + ", ".join(f"{o} {100 * w:.1f}%" for o, w in top_ops(weights, 8)))
     print(f"AugMix top-{args.k} ops: {ops}")
@@ -69,14 +70,15 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--overwrite", action="store_true", help="start over in a run folder that holds a checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_tta_train)
-    from ..tasks.tta.topk import DEFAULT_RECIPE
+    from ..tasks.tta.topk import DEFAULT_RECIPES
 
     k = sub.add_parser(
         "topk", help="the AugMix ops of an enhancer's top-ranked ops, as a training recipe (DynTTA's follow-up)",
         description="Rank the ops of a DynTTA enhancer by their mean blend weight on a shifted set (the report.json "
                     "of `medrobust evaluate --run base=RUN --tta NAME=TTA_RUN --out REPORT`), map the top ones to "
                     "AugMix ops (rotate, color, contrast, brightness, sharpness, autocontrast, equalize; the other "
-                    "ops have no AugMix equivalent) and print them or write a training recipe with "
+                    "ops have no AugMix equivalent; for a segmentation recipe rotate is skipped, it would move the "
+                    "slice but not its labels) and print them or write a training recipe with "
                     "`augment: [{name: augmix, ops: [...]}]` (\"retrain with the estimated augmentations\").")
     k.add_argument("report", metavar="REPORT", help="the --out folder (or report.json) of `medrobust evaluate --tta`")
     k.add_argument("--tta", metavar="NAME", help="the enhancer, when the report has several")
@@ -85,7 +87,8 @@ def add_parser(subparsers: Any) -> None:
                         "domain: the classification target domains; shifted: the cardiac shifted domain)")
     k.add_argument("--k", type=int, default=3, help="how many AugMix ops (default 3)")
     k.add_argument("--config", "-c", metavar="RECIPE",
-                   help=f"the training recipe with one augmix entry to fill in (default {DEFAULT_RECIPE})")
+                   help="the training recipe with one augmix entry to fill in (default by the report's task: "
+                        + ", ".join(f"{t}: {r}" for t, r in DEFAULT_RECIPES.items()) + ")")
     k.add_argument("--out", metavar="FILE.yaml", help="write the recipe there (else only print the ops)")
     k.add_argument("--name", help="the written recipe's run name (default: the recipe's)")
     k.set_defaults(func=cmd_tta_topk)

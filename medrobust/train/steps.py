@@ -59,6 +59,9 @@ class SegmentationAdapter(AugmentedViews):
                  dice_weight: float = 1.0, criterion: torch.nn.Module | None = None,
                  slaug_fusion: int | None = None) -> None:
         super().__init__(augment, consistency)
+        from ..augment import refuse_geometric
+
+        refuse_geometric(augment)  # the label map would no longer line up with the image
         self.criterion = criterion if criterion is not None else DiceCELoss(ce_weight, dice_weight)
         # SLAug's saliency-balancing fusion (grid size; None: off): see _slaug_step
         slaug = augment.cores[0] if len(getattr(augment, "cores", ())) == 1 else augment  # type: ignore[union-attr]

@@ -116,3 +116,17 @@ def test_cardiac_report_has_the_dyntta_section_and_blend_weight_chart(tmp_path):
     del results["tta"]
     files = write_cardiac_report(tmp_path / "plain", results)
     assert "tta_blend_weights" not in files and "DynTTA" not in (tmp_path / "plain" / "report.md").read_text()
+
+
+def test_cardiac_blind_mode_uses_photometric_augmix_and_refuses_geometric_ops():
+    from medrobust.augment.augmix import PHOTOMETRIC_OPS
+
+    base = {"task": "cardiac", "model": {"weights": "w.pt"}}
+    cfg = load_cardiac_tta_config({**base, "tta": {"mode": "blind"}}, "recipe")
+    assert cfg.tta is not None and tuple(cfg.tta.augmix["ops"]) == PHOTOMETRIC_OPS
+    kept = load_cardiac_tta_config({**base, "tta": {"mode": "blind", "augmix": {"ops": ["contrast"]}}}, "recipe")
+    assert kept.tta is not None and kept.tta.augmix["ops"] == ["contrast"]
+    with pytest.raises(ConfigError, match=r"tta.augmix: augmix with \['rotate'\] moves pixels"):
+        load_cardiac_tta_config({**base, "tta": {"mode": "blind", "augmix": {"ops": ["rotate", "equalize"]}}}, "recipe")
+    with pytest.raises(ConfigError, match="moves pixels"):
+        load_cardiac_tta_config({**base, "tta": {"mode": "blind", "augmix": {"all_ops": True}}}, "recipe")

@@ -72,3 +72,27 @@ def test_shipped_recipe_and_written_recipe_build_the_restricted_augmix(tmp_path,
     assert "augment.0.ops=[" in capsys.readouterr().out
     assert main(["tta", "topk", str(tmp_path / "nothing")]) == 2
     assert "report.json" in capsys.readouterr().err
+
+
+def test_cardiac_recipe_is_photometric_and_its_ranking_skips_rotate(tmp_path, capsys):
+    """Segmentation recipes train on label maps: the ranking skips rotate, the default recipe follows the
+    report's task, and the shipped cardiac recipe builds a photometric AugMix with 3 consistency views."""
+    from medrobust.tasks.tta.topk import default_recipe, recipe_label_maps, write_augmix_recipe
+
+    cfg = load_config("cardiac/augmix_topk")
+    (core,) = build_augment(cfg.augment).cores
+    assert isinstance(core, AugMix) and not core.geometric and cfg.consistency.views == 3
+    assert recipe_label_maps("cardiac/augmix_topk") and not recipe_label_maps("classification/digits/augmix_topk")
+    w = {"rotate": 0.4, "contrast": 0.3, "scale": 0.2, "sharpness": 0.1}
+    assert topk_augmix_ops(w, 2) == ["rotate", "contrast"]
+    assert topk_augmix_ops(w, 2, photometric_only=True) == ["contrast", "sharpness"]
+    rep = _report(tmp_path, dyntta=w)
+    assert default_recipe(rep) == "classification/digits/augmix_topk"  # no task in this report
+    data = json.loads((rep / "report.json").read_text())
+    (rep / "report.json").write_text(json.dumps({**data, "task": "cardiac"}))
+    assert default_recipe(rep) == "cardiac/augmix_topk"
+    ops, out = write_augmix_recipe(rep, tmp_path / "acdc.yaml", k=2, recipe="cardiac/augmix_topk")
+    assert ops == ["contrast", "sharpness"] and "geometric ops skipped" in out.read_text()
+    assert main(["tta", "topk", str(rep), "--k", "2"]) == 0  # the report's task picks the cardiac recipe
+    printed = capsys.readouterr().out
+    assert "['contrast', 'sharpness']" in printed and "cardiac/augmix_topk" in printed

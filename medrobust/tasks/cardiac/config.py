@@ -74,6 +74,7 @@ class CardiacConfig(ExperimentBase):
     """``task: cardiac`` experiment config (``configs/cardiac/*.yaml``); ACDC layout or the embedded cohort."""
 
     legacy_names: ClassVar[dict[str, dict[str, Any]]] = {"acdc": {}}
+    label_maps: ClassVar[bool] = True
 
     task: Literal["cardiac"] = "cardiac"
     data: CardiacDataConfig = CardiacDataConfig()

@@ -3,7 +3,7 @@ training and evaluation sections."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -116,6 +116,8 @@ class DrivingEvaluateConfig(EvaluateBase):
 
 class DrivingConfig(ExperimentBase):
     """``task: driving`` experiment config (``configs/driving/*.yaml``)."""
+
+    label_maps: ClassVar[bool] = True
 
     name: str = "driving"
     task: Literal["driving"] = "driving"

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...augment.augmix import PHOTOMETRIC_OPS
 from ...config import ConfigError, validate
 from ...data.collate import collate_image_label
 from ...train.steps import SegmentationAdapter
@@ -33,7 +34,12 @@ from ...tta import DynTTA, RandomCorruption, freeze
 from ..cardiac.config import CardiacConfig
 from .frozen import merge_frozen_run
 
+#: the blind mode's default AugMix ops for segmentation: AugMix's own ops without the geometric ones
+#: (rotate, shear, translate would move the slice but not its label map)
+BLIND_OPS = PHOTOMETRIC_OPS
+
 __all__ = [
+    "BLIND_OPS",
     "cardiac_shift",
     "frozen_segmenter",
     "load_cardiac_tta_config",
@@ -49,8 +55,18 @@ def load_cardiac_tta_config(raw: dict[str, Any], source: str, *,
     merge_frozen_run(raw, model, config_model=CardiacConfig, what="segmenter", task="cardiac")
     tta = raw["tta"]
     tta.setdefault("num_channels", 1)
+    augmix = tta.setdefault("augmix", {}) if tta.get("mode") == "blind" else None
+    if isinstance(augmix, dict) and "ops" not in augmix and not augmix.get("all_ops"):
+        augmix["ops"] = list(BLIND_OPS)  # AugMix's own ops less the geometric ones: the labels stay put
     cfg = validate(raw, source=source, model=CardiacConfig)
     assert cfg.tta is not None
+    if cfg.tta.mode == "blind":
+        from ...augment import AugMix, refuse_geometric
+
+        try:
+            refuse_geometric(AugMix(**cfg.tta.augmix), where="tta.augmix")
+        except ValueError as err:
+            raise ConfigError(f"{source}: {err}") from None
     if cfg.tta.num_channels != 1:
         raise ConfigError(f"{source}: tta.num_channels: cardiac MRI slices have 1 channel, got {cfg.tta.num_channels}")
     if cfg.data.mode != "2d":

@@ -32,10 +32,15 @@ def top_ops(weights: Mapping[str, float], k: int = 5) -> list[tuple[str, float]]
     return sorted(weights.items(), key=lambda kv: -kv[1])[:k]
 
 
-def augmix_followup_ops(weights: Mapping[str, float], k: int = 3) -> list[str]:
+def augmix_followup_ops(weights: Mapping[str, float], k: int = 3, *, photometric_only: bool = False) -> list[str]:
     """The AugMix ops of the ``k`` highest-weighted DynTTA ops that have an AugMix equivalent
-    (:data:`AUGMIX_EQUIVALENT`), for ``augment: [{name: augmix, ops: [...]}]``."""
+    (:data:`AUGMIX_EQUIVALENT`), for ``augment: [{name: augmix, ops: [...]}]``; ``photometric_only``
+    (segmentation recipes) skips the ones that move pixels (rotate)."""
+    from ...augment.augmix import GEOMETRIC_OPS
+
     ranked = [AUGMIX_EQUIVALENT[o] for o, _ in top_ops(weights, len(weights)) if o in AUGMIX_EQUIVALENT]
+    if photometric_only:
+        ranked = [o for o in ranked if o not in GEOMETRIC_OPS]
     return ranked[:k]
 
 

@@ -20,10 +20,32 @@ import yaml
 from ...config import read_yaml, resolve_config_path
 from .report import AUGMIX_EQUIVALENT, augmix_followup_ops, top_ops
 
-__all__ = ["DEFAULT_RECIPE", "augmix_recipe", "read_blend_weights", "topk_augmix_ops", "write_augmix_recipe"]
+__all__ = ["DEFAULT_RECIPE", "DEFAULT_RECIPES", "augmix_recipe", "default_recipe", "recipe_label_maps", "read_blend_weights", "topk_augmix_ops", "write_augmix_recipe"]
 
 #: the shipped recipe ``medrobust tta topk --out`` fills in by default
 DEFAULT_RECIPE = "classification/digits/augmix_topk"
+#: the default recipe by the evaluation report's task
+DEFAULT_RECIPES = {"classification": DEFAULT_RECIPE, "cardiac": "cardiac/augmix_topk"}
+
+
+def default_recipe(report: str | os.PathLike[str]) -> str:
+    """The shipped top-k recipe for the task of an evaluation ``report`` (folder or ``report.json``):
+    :data:`DEFAULT_RECIPES`, the digits recipe when the report names no known task."""
+    path = Path(report)
+    path = path / "report.json" if path.is_dir() else path
+    try:
+        task = json.loads(path.read_text(encoding="utf-8")).get("task")
+    except (OSError, ValueError, AttributeError):
+        task = None
+    return DEFAULT_RECIPES.get(str(task), DEFAULT_RECIPE)
+
+
+def recipe_label_maps(recipe: str | os.PathLike[str]) -> bool:
+    """Whether ``recipe``'s task trains on label maps (segmentation), so AugMix must keep pixels in place."""
+    from ..registry import DEFAULT_TASK, get_task
+
+    task = read_yaml(resolve_config_path(recipe)).get("task", DEFAULT_TASK)
+    return bool(getattr(get_task(task, where=f"{recipe}: task").config, "label_maps", False))
 
 
 def read_blend_weights(report: str | os.PathLike[str], *, tta: str | None = None,
@@ -54,12 +76,13 @@ def read_blend_weights(report: str | os.PathLike[str], *, tta: str | None = None
     return tta, {str(o): float(w) for o, w in weights[kind].items()}
 
 
-def topk_augmix_ops(weights: Mapping[str, float], k: int = 3) -> list[str]:
+def topk_augmix_ops(weights: Mapping[str, float], k: int = 3, *, photometric_only: bool = False) -> list[str]:
     """The AugMix ops of the ``k`` highest-weighted DynTTA ops with an AugMix equivalent (a one-line
-    error when ``k < 1`` or when no op of ``weights`` has one)."""
+    error when ``k < 1`` or when no op of ``weights`` has one); ``photometric_only``: skip the ones
+    that move pixels (for recipes that train on label maps)."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"--k: expected a positive int, got {k!r}")
-    ops = augmix_followup_ops(weights, k)
+    ops = augmix_followup_ops(weights, k, photometric_only=photometric_only)
     if not ops:
         raise ValueError(f"--k: none of the enhancer's ops has an AugMix equivalent ({sorted(AUGMIX_EQUIVALENT)})")
     return ops
@@ -96,10 +119,12 @@ def write_augmix_recipe(report: str | os.PathLike[str], out: str | os.PathLike[s
     from ...io import atomic_write_text
 
     tname, weights = read_blend_weights(report, tta=tta, kind=kind)
-    ops = topk_augmix_ops(weights, k)
+    label_maps = recipe_label_maps(recipe)
+    ops = topk_augmix_ops(weights, k, photometric_only=label_maps)
     raw = augmix_recipe(ops, recipe, name=name)
     ranked = ", ".join(f"{o} {100 * w:.1f}%" for o, w in top_ops(weights, 8))
-    header = (f"# Written by `medrobust tta topk`: AugMix restricted to the top-{k} AugMix ops of DynTTA {tname!r}\n"
+    skipped = " (geometric ops skipped: the task trains on label maps)" if label_maps else ""
+    header = (f"# Written by `medrobust tta topk`: AugMix restricted to the top-{k} AugMix ops{skipped} of DynTTA {tname!r}\n"
               f"# (mean blend weight on the {kind!r} images of {Path(report)}): {', '.join(ops)}.\n"
               f"# Top DynTTA ops: {ranked}.\n# Recipe: {recipe}. Train with: medrobust train --config {out}\n")
     out = Path(out)

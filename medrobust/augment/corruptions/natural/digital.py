@@ -60,6 +60,8 @@ class NaturalElasticTransform(NaturalCorruption):
     ========  =====================================  ===================================
     """
 
+    geometric = True
+
     name = "elastic_transform"
     levels = {
         "imagenet": ((244 * 2, 244 * 0.7, 244 * 0.1), (244 * 2, 244 * 0.08, 244 * 0.2),
