@@ -247,8 +247,12 @@ class TrainBase(Strict):
     steps: int = Field(600, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)  # AdamW
-    schedule: Literal["cosine", "constant"] = "cosine"
+    weight_decay: float = Field(1e-4, ge=0)  # AdamW's decoupled decay; SGD's L2 term
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
+    schedule: Literal["cosine", "constant", "step"] = "cosine"
+    step_size: int | None = Field(None, ge=1)  # schedule step: steps between decays of the learning rate
+    gamma: float = Field(0.5, gt=0, le=1)  # schedule step: the factor of each decay
     warmup_steps: int = Field(0, ge=0)
     amp: bool = True  # used on CUDA only
     grad_clip: float | None = 1.0
@@ -259,6 +263,14 @@ class TrainBase(Strict):
     sparse: SparseConfig | None = None  # dynamic sparse training (medrobust.train.sparse)
     init_from: str | None = None  # finetune from a run folder (its best.pt) or a checkpoint (medrobust.train.finetune)
     freeze: list[str] = []  # module names (named_modules()) whose weights and BN statistics stay fixed
+
+    @model_validator(mode="after")
+    def _schedule_keys(self) -> "TrainBase":
+        if self.schedule == "step" and self.step_size is None:
+            raise ValueError("step_size: schedule step needs the steps between decays (e.g. train.step_size: 1000)")
+        if self.schedule != "step" and self.step_size is not None:
+            raise ValueError(f"step_size: only schedule step decays in steps; schedule is {self.schedule}")
+        return self
 
     @field_validator("device")
     @classmethod

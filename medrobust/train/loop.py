@@ -204,12 +204,20 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _lr_lambda(total: int, warmup: int, schedule: str) -> Callable[[int], float]:
+def _lr_lambda(total: int, warmup: int, schedule: str, step_size: int | None = None,
+               gamma: float = 0.5) -> Callable[[int], float]:
+    """The learning-rate factor of optimiser step ``step``: linear warm-up, then cosine to 0 at
+    ``total``, constant, or ``step`` (``gamma ** ((step - warmup) // step_size)``)."""
+    if schedule == "step" and not step_size:
+        raise ValueError("step_size: schedule step needs a positive step_size")
+
     def f(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
         if schedule == "constant":
             return 1.0
+        if schedule == "step":
+            return float(gamma) ** ((step - warmup) // int(step_size))  # type: ignore[arg-type]
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
@@ -252,6 +260,10 @@ def fit(
     weight_decay: float = 0.0,
     schedule: str = "cosine",
     warmup_steps: int = 0,
+    optimizer: str = "adamw",
+    momentum: float = 0.9,
+    step_size: int | None = None,
+    gamma: float = 0.5,
     amp: bool = True,
     grad_clip: float | None = None,
     val_every: int = 100,
@@ -275,6 +287,9 @@ def fit(
         resume: continue from ``run_dir/last.pt`` (``FileNotFoundError`` if missing, ``ValueError``
             naming the file if it is unreadable, not a training checkpoint, or of another model).
         stop_after: stop after this many steps of *this call* (simulates a crash in tests).
+        optimizer: ``adamw`` (decoupled ``weight_decay``) or ``sgd`` (``momentum``, L2 ``weight_decay``).
+        schedule: ``cosine`` (to 0 at ``steps``), ``constant``, or ``step`` (the learning rate times
+            ``gamma`` every ``step_size`` steps); after ``warmup_steps`` of linear warm-up.
         sparse: a ``train.sparse`` section (:class:`medrobust.config.SparseConfig`) for dynamic
             sparse training: masks and their history go into ``last.pt``, ``run_dir/sparse.{json,md}``
             get per-layer densities and the connections each update moved.
@@ -292,8 +307,14 @@ def fit(
 
     set_seed(seed)
     model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps, warmup_steps, schedule))
+    opt: torch.optim.Optimizer
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    elif optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer: expected adamw or sgd, got {optimizer!r}")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps, warmup_steps, schedule, step_size, gamma))
     use_amp = bool(amp) and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     aug_gen = torch.Generator(device="cpu").manual_seed(_mix(seed, env.rank, 17))
@@ -454,7 +475,7 @@ def fit_config(cfg: Any, *, model: torch.nn.Module, train_set: Any, collate: Any
     """:func:`fit` with the hyperparameters of an experiment config.
 
     ``cfg`` is any task config with ``train`` (``steps``, ``batch_size``, ``lr``, ``weight_decay``,
-    ``schedule``, ``warmup_steps``, ``amp``, ``grad_clip``, ``val_every``, ``ckpt_every``,
+    ``optimizer``, ``momentum``, ``schedule``, ``step_size``, ``gamma``, ``warmup_steps``, ``amp``, ``grad_clip``, ``val_every``, ``ckpt_every``,
     ``log_every``), ``data.num_workers``, ``seed`` and ``run_dir``; the task adapter supplies the
     model, data, step and validation functions.
 
@@ -470,7 +491,8 @@ def fit_config(cfg: Any, *, model: torch.nn.Module, train_set: Any, collate: Any
     return fit(
         model=model, train_set=train_set, collate=collate, step_fn=step_fn, validate_fn=validate_fn,
         run_dir=cfg.run_dir, steps=t.steps, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
-        schedule=t.schedule, warmup_steps=t.warmup_steps, amp=t.amp, grad_clip=t.grad_clip, val_every=t.val_every,
+        schedule=t.schedule, warmup_steps=t.warmup_steps, optimizer=t.optimizer, momentum=t.momentum,
+        step_size=t.step_size, gamma=t.gamma, amp=t.amp, grad_clip=t.grad_clip, val_every=t.val_every,
         ckpt_every=t.ckpt_every, log_every=t.log_every, seed=cfg.seed, device=device,
         num_workers=cfg.data.num_workers, resume=resume, metric_name=metric_name, progress=progress,
         stop_after=stop_after, sparse=getattr(t, "sparse", None),
@@ -505,8 +527,8 @@ RESUME_SAFE_KEYS: dict[str, str] = {
     "train.log_every": "how often metrics.jsonl gets a line",
     "train.ckpt_every": "how often last.pt is written",
     "data.num_workers": "how many processes load the data (the data of a step is a function of seed and step)",
-    "train.steps": "only to a larger value, and only with train.schedule: constant (a cosine schedule's learning "
-                   "rate at every step already taken depends on train.steps)",
+    "train.steps": "only to a larger value, and only with train.schedule: constant or step (a cosine schedule's "
+                   "learning rate at every step already taken depends on train.steps)",
 }
 
 
@@ -562,7 +584,7 @@ def _resume_refusal(key: str, old: Any, new: Any, cfg: Any) -> str | None:
     if key == "train.steps":
         if not (isinstance(old, int) and isinstance(new, int) and new > old):
             return "may only grow"
-        if cfg.train.schedule != "constant":
+        if cfg.train.schedule not in ("constant", "step"):
             return f"train.schedule is {cfg.train.schedule}: the learning rate of the steps taken depends on train.steps"
         return None
     return None if key in RESUME_SAFE_KEYS else ""

@@ -100,3 +100,33 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert ckpt["step"] == 3
     recs = read_jsonl(tmp_path / "ddp" / "metrics.jsonl")
     assert [r["step"] for r in recs if "loss" in r] == [1, 2, 3], "exactly one process logs"
+
+
+def test_sgd_with_step_decay_trains_and_resumes_exactly(tmp_path):
+    """train.optimizer sgd (momentum) with schedule step: the logged lr halves every step_size steps,
+    the optimiser holds momentum buffers, and a resume continues bit for bit."""
+    from medrobust.config import ConfigError
+    from medrobust.train.loop import _lr_lambda
+
+    f = _lr_lambda(100, 2, "step", step_size=3, gamma=0.5)
+    assert [f(s) for s in range(9)] == [0.5, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+    sgd = ["train.optimizer=sgd", "train.momentum=0.9", "train.lr=0.01", "train.schedule=step", "train.step_size=2",
+           "train.gamma=0.5", "train.steps=5", "train.ckpt_every=2"]
+    straight = train_cardiac(tiny_cfg(tmp_path, "straight", *sgd), progress=False)
+    lrs = [r["lr"] for r in read_jsonl(tmp_path / "straight" / "metrics.jsonl") if "lr" in r]
+    assert lrs == pytest.approx([0.01, 0.005, 0.005, 0.0025, 0.0025])  # the lr of each step's update, after it
+    ckpt = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    assert "momentum_buffer" in ckpt["optimizer"]["state"][0] and ckpt["optimizer"]["param_groups"][0]["momentum"] == 0.9
+    crashed = tiny_cfg(tmp_path, "crashed", *sgd)
+    train_cardiac(crashed, progress=False, stop_after=3)
+    resumed = train_cardiac(crashed, resume=True, progress=False)
+    assert straight.step == resumed.step == 5
+    b = torch.load(tmp_path / "crashed" / "last.pt", weights_only=True)
+    for k in ckpt["model"]:
+        torch.testing.assert_close(ckpt["model"][k], b["model"][k], rtol=0, atol=0, msg=f"weights differ at {k}")
+    with pytest.raises(ConfigError, match="step_size"):
+        tiny_cfg(tmp_path, "bad", "train.schedule=step")
+    with pytest.raises(ConfigError, match="step_size"):
+        tiny_cfg(tmp_path, "bad", "train.step_size=3")
+    with pytest.raises(ConfigError, match="optimizer"):
+        tiny_cfg(tmp_path, "bad", "train.optimizer=adam")
