@@ -52,3 +52,26 @@ def test_sparse_digits_run_and_its_fourier_map(tmp_path, capsys):
     assert np.load(out / "fourier_map_dense.npy").shape == (9, 9) and (out / "fourier_map.png").is_file()
     summary = json.loads((out / "fourier_map.json").read_text())
     assert set(summary) == {"dense", "granet"} and len(summary["granet"]["band_error_low_to_high"]) == 4
+
+
+def test_cardiac_fourier_map_of_a_tiny_sparse_run(tmp_path, capsys):
+    """A 2D cardiac run (2 steps, RigL at 0.5) maps its Dice error on a coarse grid; the summary says so."""
+    tiny = ["data.synthetic.n_train=4", "data.synthetic.n_test=1", "data.synthetic.size=[48, 48]",
+            "data.synthetic.n_slices=2", "data.spatial_size=[32, 32]", "model.channels=[4, 8, 16]",
+            "model.strides=[2, 2]", "train.batch_size=4", "train.steps=2", "train.val_every=2", "train.device=cpu"]
+    args = [a for kv in tiny for a in ("--set", kv)]
+    assert main(["train", "-c", "cardiac/sparse_rigl", "--set", f"output_dir={tmp_path}", "--set", "name=heart",
+                 "--set", "train.sparse.sparsity=0.5", "--set", "train.sparse.update_every=1", *args,
+                 "--no-progress"]) == 0
+    out = tmp_path / "maps"
+    assert main(["analyze", "fourier-map", "--run", f"rigl={tmp_path / 'heart'}", "--out", str(out), "--max-images", "3",
+                 "--max-frequency", "4", "--frequency-step", "2", "--eps", "4", "--device", "cpu", "--no-progress"]) == 0
+    assert "heat map" in capsys.readouterr().out
+    grid = np.load(out / "fourier_map.npy")
+    summary = json.loads((out / "fourier_map.json").read_text())["rigl"]
+    assert grid.shape == (5, 5) and 0 <= grid.min() and grid.max() <= 1
+    assert summary["metric"] == "1 - mean foreground Dice" and summary["frequencies"] == [-4, -2, 0, 2, 4]
+    assert summary["images"] == 3
+    assert main(["analyze", "fourier-map", "--run", str(tmp_path / "heart"), "--frequency-step", "3",
+                 "--max-frequency", "4", "--out", str(out / "bad"), "--device", "cpu"]) == 2
+    assert "frequency_step" in capsys.readouterr().err
