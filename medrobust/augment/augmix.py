@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -207,6 +208,10 @@ class AugMix(BatchAugment):
     """
 
     spatial_dims = (2,)
+    #: the ops that move pixels (:attr:`~.base.BatchAugment.geometric` is set when one is chosen)
+    geometric_ops: ClassVar[tuple[str, ...]] = GEOMETRIC_OPS
+    #: what :func:`~.registry.refuse_geometric` suggests instead
+    photometric_hint: ClassVar[str] = f"augmix: ops from {list(PHOTOMETRIC_OPS)} and contrast/brightness/sharpness"
 
     def __init__(
         self,

@@ -95,15 +95,17 @@ def refuse_geometric(core: Any, *, where: str = "augment") -> None:
     (:attr:`BatchAugment.geometric`): segmentation trains on label maps that would no longer line up."""
     if core is None or not getattr(core, "geometric", False):
         return
-    from .augmix import GEOMETRIC_OPS, PHOTOMETRIC_OPS, AugMix
-
     parts = list(getattr(core, "cores", None) or getattr(core, "members", None) or [core])
     culprits = [c for c in parts if getattr(c, "geometric", False)]
-    what = ", ".join(
-        f"augmix with {[o for o in c.ops if o in GEOMETRIC_OPS]}" if isinstance(c, AugMix) else (c.registry_name or type(c).__name__)
-        for c in culprits)
-    raise ValueError(f"{where}: {what} moves pixels but not the label map; segmentation needs photometric "
-                     f"augmentation (augmix: ops from {list(PHOTOMETRIC_OPS)} and contrast/brightness/sharpness)")
+
+    def name(c: Any) -> str:
+        ops = [o for o in getattr(c, "ops", ()) if o in getattr(c, "geometric_ops", ())]
+        label = getattr(c, "registry_name", None) or type(c).__name__
+        return f"{label} with {ops}" if ops else label
+
+    hints = [h for h in dict.fromkeys(getattr(c, "photometric_hint", "") for c in culprits) if h]
+    raise ValueError(f"{where}: {', '.join(map(name, culprits))} moves pixels but not the label map; segmentation "
+                     f"needs photometric augmentation{' (' + '; '.join(hints) + ')' if hints else ''}")
 
 
 def refuse_geometric_entry(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where: str = "augment") -> None:
