@@ -368,8 +368,8 @@ class ExperimentBase(RunBase):
             validate,  # the registry validates names and keyword arguments (reads no files)
         )
 
-        for i, entry in enumerate(v):
-            validate(entry, where=f"augment[{i}]")
+        for i, entry in enumerate(v):  # label-map tasks (segmentation) refuse cores that move pixels
+            validate(entry, where=f"augment[{i}]", label_maps=cls.label_maps)
         return v
 
     @model_validator(mode="after")
@@ -380,13 +380,10 @@ class ExperimentBase(RunBase):
             raise ValueError("consistency: needs at least one augmentation core in 'augment'")
         if self.objective is not None and (self.consistency is not None or getattr(self, "afa", None) is not None):
             raise ValueError("objective: use it without 'consistency' and 'afa' (it builds its own second view)")
-        if type(self).label_maps:
-            from .augment import refuse_geometric_entry
+        if type(self).label_maps and self.objective is not None:
+            from .augment import validate
 
-            for i, entry in enumerate(self.augment):
-                refuse_geometric_entry(entry, where=f"augment[{i}]")
-            if self.objective is not None:
-                refuse_geometric_entry(self.objective.distortion, where="objective.distortion")
+            validate(self.objective.distortion, where="objective.distortion", label_maps=True)
         return self
 
 

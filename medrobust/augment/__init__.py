@@ -9,10 +9,10 @@ Every module that defines cores is imported below, so importing this package reg
 """
 
 from .base import BatchAugment, check_input, select_params
-from .registry import REGISTRY, Compose, available, build, refuse_geometric, refuse_geometric_entry, register, validate
+from .registry import REGISTRY, Compose, available, build, refuse_geometric, register, validate
 
 __all__ = ["BatchAugment", "check_input", "select_params", "REGISTRY", "Compose", "available", "build", "register",
-           "validate", "refuse_geometric", "refuse_geometric_entry"]
+           "validate", "refuse_geometric"]
 
 # the modules that define (and so register) cores
 from . import augmix, blur, combined, dfm, fourier, gin, randconv  # noqa: E402,F401

@@ -108,40 +108,29 @@ def refuse_geometric(core: Any, *, where: str = "augment") -> None:
                      f"needs photometric augmentation{' (' + '; '.join(hints) + ')' if hints else ''}")
 
 
-def refuse_geometric_entry(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where: str = "augment") -> None:
-    """:func:`refuse_geometric` for a config entry (built as :func:`validate` builds it; an entry whose
-    data arguments are file paths is left to the task layer, and no such core moves pixels)."""
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    items = _entries(spec, where)
-    if items is not None:
-        for s, w in items:
-            refuse_geometric_entry(s, where=w)
-        return
-    cls, kwargs, _ = _resolve(spec, where)  # type: ignore[arg-type]
-    if any(isinstance(kwargs.get(k), (str, os.PathLike)) for k in cls.data_args):
-        return
-    refuse_geometric(build(spec, where=where), where=where)
-
-
-def validate(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where: str = "augment") -> None:
+def validate(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, where: str = "augment",
+             label_maps: bool = False) -> None:
     """Check a config entry as :func:`build` would, without reading files.
 
     Names and keys are always checked. The core is built to check its values too, unless one of its
     :attr:`~BatchAugment.data_args` is given as a path (``str`` / ``os.PathLike``): the task layer
-    loads that file and builds the core later. Raises ``ValueError`` naming ``where``.
+    loads that file and builds the core later (no such core moves pixels). ``label_maps``: the task
+    trains on label maps, so a core that moves pixels is refused (:func:`refuse_geometric`). Raises
+    ``ValueError`` naming ``where``.
     """
     if isinstance(spec, str):
         spec = {"name": spec}
     items = _entries(spec, where)
     if items is not None:
         for s, w in items:
-            validate(s, where=w)
+            validate(s, where=w, label_maps=label_maps)
         return
     cls, kwargs, _ = _resolve(spec, where)  # type: ignore[arg-type]
     if any(isinstance(kwargs.get(k), (str, os.PathLike)) for k in cls.data_args):
         return
-    build(spec, where=where)
+    core = build(spec, where=where)
+    if label_maps:
+        refuse_geometric(core, where=where)
 
 
 class Compose(BatchAugment, abstract=True):
