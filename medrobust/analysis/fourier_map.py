@@ -186,7 +186,7 @@ def save_fourier_map(result: dict[str, Any] | dict[str, dict[str, Any]], out_dir
                 np.save(fh, np.asarray(res["error"], dtype=np.float32))
         files[label or "array"] = path
     vmax = max(float(np.max(r["error"])) for r in many.values()) or 1.0
-    fig = Figure(figsize=(3.2 * len(many) + 0.8, 3.2), dpi=100)
+    fig = Figure(figsize=(3.4 * len(many) + 0.8, 3.2), dpi=100, layout="constrained")  # no label overlaps
     axes = fig.subplots(1, len(many), squeeze=False)[0]
     im = None
     for ax, (label, res) in zip(axes, many.items()):
@@ -197,7 +197,7 @@ def save_fourier_map(result: dict[str, Any] | dict[str, dict[str, Any]], out_dir
         ax.set_title(f"{label + ': ' if label else ''}clean {res['clean_error']:.3f}, eps {res['eps']:g}", fontsize=8)
         ax.set_xlabel("kx (cycles/image)", fontsize=8)
         ax.set_ylabel("ky", fontsize=8)
-    fig.colorbar(im, ax=list(axes), fraction=0.046, label=metric)
+    fig.colorbar(im, ax=list(axes), shrink=0.9, label=metric)
     png = out / f"{name}.png"
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
