@@ -50,7 +50,6 @@ GEOMETRIC_OPS = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 #: the ops of :data:`AUGMIX_OPS` that keep every pixel in place: AugMix for segmentation
 PHOTOMETRIC_OPS = tuple(o for o in AUGMIX_OPS if o not in GEOMETRIC_OPS)
 EXTRA_OPS = ("color", "contrast", "brightness", "sharpness")
-_AFFINE = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 
 
 # ----------------------------------------------------------------------------------- distributions
@@ -169,7 +168,7 @@ def _enhance(x: torch.Tensor, level: torch.Tensor, kind: str) -> torch.Tensor:
 def _affine_theta(kind: torch.Tensor, level: torch.Tensor, sign: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``(M, 2, 3)`` ``affine_grid`` matrices (align_corners=False) for PIL-convention affine ops.
 
-    ``kind`` indexes :data:`_AFFINE` per sample. Continuous pixel coordinates are
+    ``kind`` indexes :data:`GEOMETRIC_OPS` per sample. Continuous pixel coordinates are
     ``X = (u + 1)·W/2``; PIL maps an output pixel to the input pixel ``(a·X + b·Y + c, d·X + e·Y + f)``
     and rotates counter-clockwise about the centre.
     """
@@ -269,18 +268,18 @@ class AugMix(BatchAugment):
         out = x.clone()
         present = sorted(set(op.tolist()) - {-1})
         h, w = x.shape[-2:]
-        affine_ids = [k for k in present if self.ops[k] in _AFFINE]
+        affine_ids = [k for k in present if self.ops[k] in GEOMETRIC_OPS]
         if affine_ids:
             sel = torch.isin(op, torch.tensor(affine_ids, device=op.device)).nonzero().flatten()
             to_affine = torch.full((len(self.ops),), -1, dtype=torch.long, device=op.device)
             to_affine[torch.tensor(affine_ids, device=op.device)] = torch.tensor(
-                [_AFFINE.index(self.ops[k]) for k in affine_ids], device=op.device)
+                [GEOMETRIC_OPS.index(self.ops[k]) for k in affine_ids], device=op.device)
             theta = _affine_theta(to_affine[op[sel]], level[sel], sign[sel], h, w).to(x.dtype)
             grid = F.affine_grid(theta, [len(sel), x.shape[1], h, w], align_corners=False)
             out[sel] = F.grid_sample(x[sel], grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp(0, 1)
         for k in present:
             name = self.ops[k]
-            if name in _AFFINE:
+            if name in GEOMETRIC_OPS:
                 continue
             sel = (op == k).nonzero().flatten()
             xs, lv = x[sel], level[sel].to(x.dtype)

@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 
 from medrobust.augment import AugMix, build
 from medrobust.augment.augmix import (
-    _AFFINE,
+    GEOMETRIC_OPS,
     AUGMIX_OPS,
     _affine_theta,
     _posterize,
@@ -78,7 +78,7 @@ def test_geometric_ops_follow_pil_conventions(kind, level, sign):
     grid = F.affine_grid(theta, [1, 3, h, w], align_corners=False)
     ours = _np(F.grid_sample(_t(img), grid, align_corners=False))
     pil = Image.fromarray(img)
-    name = _AFFINE[kind]
+    name = GEOMETRIC_OPS[kind]
     if name == "rotate":
         ref = pil.rotate(sign * int(level * 30 / 10), resample=Image.BILINEAR)
     elif name in ("shear_x", "shear_y"):

@@ -61,10 +61,10 @@ def load_cardiac_tta_config(raw: dict[str, Any], source: str, *,
     cfg = validate(raw, source=source, model=CardiacConfig)
     assert cfg.tta is not None
     if cfg.tta.mode == "blind":
-        from ...augment import AugMix, refuse_geometric
+        from ...augment import validate as validate_core
 
-        try:
-            refuse_geometric(AugMix(**cfg.tta.augmix), where="tta.augmix")
+        try:  # the segmentation loss needs the labels in place: no AugMix op that moves pixels
+            validate_core({"name": "augmix", **cfg.tta.augmix}, where="tta.augmix", label_maps=True)
         except ValueError as err:
             raise ConfigError(f"{source}: {err}") from None
     if cfg.tta.num_channels != 1:
