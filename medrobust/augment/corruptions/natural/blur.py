@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ...base import device_generator, rand, to_device
+from ...base import bulk_rand, device_generator, rand, to_device
 from ...functional.chunks import chunked
 from ...functional.fftconv import fft_correlate, kernel_image
 from ...functional.filters import filter_matrix_np, gaussian_filter
@@ -69,7 +69,7 @@ class NaturalGlassBlur(NaturalCorruption):
 
     def _sample_extra(self, x, generator):
         n, _, h, w = x.shape
-        return {"uniform": rand(n, self.max_iterations, h, w, generator=device_generator(generator, x.device), device=x.device)}
+        return {"uniform": bulk_rand(n, self.max_iterations, h, w, generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x, params, sev):
         n, c, h, w = x.shape

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...base import device_generator, rand
+from ...base import bulk_rand, device_generator, rand
 from ...functional.chunks import chunked
 from ...functional.filters import gaussian_weights, separable_filter
 from ...registry import register
@@ -75,7 +75,7 @@ class NaturalElasticTransform(NaturalCorruption):
         n, _, h, w = x.shape
         return {
             "affine": 2.0 * rand(n, 3, 2, generator=generator, device=x.device) - 1.0,
-            "field": 2.0 * rand(n, 2, h, w, generator=device_generator(generator, x.device), device=x.device) - 1.0,
+            "field": bulk_rand(n, 2, h, w, generator=device_generator(generator, x.device), device=x.device).mul_(2.0).sub_(1.0),
         }
 
     @staticmethod

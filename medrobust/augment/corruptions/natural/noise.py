@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ...base import device_generator, rand, randn
+from ...base import bulk_rand, bulk_randn, device_generator
 from ...functional.chunks import chunked
 from ...registry import register
 from ._base import NaturalCorruption, pv
@@ -28,7 +28,7 @@ class NaturalGaussianNoise(NaturalCorruption):
     levels = {"imagenet": (0.08, 0.12, 0.18, 0.26, 0.38), "cifar": (0.04, 0.06, 0.08, 0.09, 0.10)}
 
     def _sample_extra(self, x, generator):
-        return {"noise": randn(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
+        return {"noise": bulk_randn(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x, params, sev):
         z = self.field(params, "noise", x, x.shape)
@@ -51,12 +51,11 @@ class NaturalShotNoise(NaturalCorruption):
     ==========  ====  ====  ====  ====  ====
     """
 
-    uint8_chunked = False  # per-call loops: one call over the whole batch
     name = "shot_noise"
     levels = {"imagenet": (60, 25, 12, 5, 3), "cifar": (500, 250, 100, 75, 50)}
 
     def _sample_extra(self, x, generator):
-        return {"noise": randn(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
+        return {"noise": bulk_randn(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x, params, sev):
         z = self.field(params, "noise", x, x.shape)
@@ -87,7 +86,7 @@ class NaturalImpulseNoise(NaturalCorruption):
     levels = {"imagenet": (0.03, 0.06, 0.09, 0.17, 0.27), "cifar": (0.01, 0.02, 0.03, 0.05, 0.07)}
 
     def _sample_extra(self, x, generator):
-        return {"uniform": rand(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
+        return {"uniform": bulk_rand(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x, params, sev):
         u = self.field(params, "uniform", x, x.shape)
@@ -113,7 +112,7 @@ class NaturalSpeckleNoise(NaturalCorruption):
     levels = {"imagenet": (0.15, 0.2, 0.35, 0.45, 0.6), "cifar": (0.06, 0.1, 0.12, 0.16, 0.2)}
 
     def _sample_extra(self, x, generator):
-        return {"noise": randn(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
+        return {"noise": bulk_randn(*x.shape, generator=device_generator(generator, x.device), device=x.device)}
 
     def _corrupt(self, x, params, sev):
         z = self.field(params, "noise", x, x.shape)

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from ...base import device_generator, rand, randint, randn
+from ...base import bulk_rand, bulk_randn, device_generator, rand, randint
 from ...functional.filters import gaussian_filter
 from ...registry import register
 from ._base import NaturalCorruption, pv, run_grouped, take
@@ -58,7 +58,7 @@ class NaturalSnow(NaturalCorruption):
     def _sample_extra(self, x, generator):
         n, _, h, w = x.shape
         return {
-            "noise": randn(n, 1, h, w, generator=device_generator(generator, x.device), device=x.device),
+            "noise": bulk_randn(n, 1, h, w, generator=device_generator(generator, x.device), device=x.device),
             "angle": -135.0 + 90.0 * rand(n, generator=generator, device=x.device),
         }
 
@@ -155,7 +155,7 @@ class NaturalFog(NaturalCorruption):
         m = self.mapsize(*x.shape[-2:])
         # m*m - 1 uniforms per image (65535 at 224x224): drawn on the device, not copied there
         gen = device_generator(generator, x.device)
-        return {"uniform": rand(x.shape[0], plasma_uniform_count(m), generator=gen, device=x.device)}
+        return {"uniform": bulk_rand(x.shape[0], plasma_uniform_count(m), generator=gen, device=x.device)}
 
     def _corrupt(self, x, params, sev):
         n, _, h, w = x.shape
@@ -235,7 +235,7 @@ class NaturalSpatter(NaturalCorruption):
 
     def _sample_extra(self, x, generator):
         n, _, h, w = x.shape
-        return {"noise": randn(n, 1, h, w, generator=device_generator(generator, x.device), device=x.device)}
+        return {"noise": bulk_randn(n, 1, h, w, generator=device_generator(generator, x.device), device=x.device)}
 
     def liquid(self, noise: torch.Tensor, s: int) -> torch.Tensor:
         loc, scale, sigma, thr, _, _ = self.level(s)
