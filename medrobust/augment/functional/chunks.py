@@ -122,6 +122,9 @@ def map_chunks(fn: Callable[[int, int], object], n: int, step: int) -> None:
 
     def job(chunk: tuple[int, int]) -> None:
         _LOCAL.worker = True
+        # in this thread too: OpenMP's and MKL's thread counts are per thread (MKL's BLAS would
+        # otherwise start a team of its default size inside every worker)
+        torch.set_num_threads(per)
         try:
             with torch.set_grad_enabled(grad):
                 fn(*chunk)
