@@ -131,3 +131,22 @@ def test_corruptions_do_not_depend_on_the_thread_count(name):
         torch.set_num_threads(old)
     assert torch.equal(res[0][0], res[1][0]), name
     torch.testing.assert_close(res[0][1], res[1][1], rtol=0, atol=1e-6, msg=name)
+
+
+def test_map_chunks_works_in_a_forked_child(two_threads):
+    import multiprocessing as mp
+
+    map_chunks(lambda i, j: None, 8, 2)  # the parent's pool exists now
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_run, args=(q,))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0 and q.get(timeout=5) == [(0, 2), (2, 4), (4, 6), (6, 8)]
+
+
+def _child_run(q) -> None:
+    torch.set_num_threads(2)
+    seen: list[tuple[int, int]] = []
+    map_chunks(lambda i, j: seen.append((i, j)), 8, 2)  # would hang on the parent's dead threads
+    q.put(sorted(seen))

@@ -3,6 +3,7 @@ chunks on CPU worker threads (:func:`map_chunks`)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -49,6 +50,18 @@ _POOL_SIZE = 0
 _ACTIVE = 0  # map_chunks runs in progress (they share one intra-op thread setting)
 _SAVED_THREADS = 0
 _LOCAL = threading.local()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker) has none of the parent's threads: drop the pool, the
+    lock (another thread may have held it) and the run count, so its first run starts afresh."""
+    global _LOCK, _POOL, _POOL_SIZE, _ACTIVE
+    _LOCK = threading.Lock()
+    _POOL, _POOL_SIZE, _ACTIVE = None, 0, 0
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def in_chunk_worker() -> bool:
