@@ -69,18 +69,25 @@ def test_uint8_core_apply_respects_p_and_params():
     assert torch.equal(part, y8[3:9])
 
 
-def test_jpeg_uint8_is_the_pillow_round_trip():
+@pytest.mark.parametrize("codec", ["opencv", "torchvision"])
+def test_jpeg_uint8_is_the_pillow_round_trip(codec, monkeypatch):
     from io import BytesIO
 
     from PIL import Image
 
-    x8 = photos_u8(4, 64)
-    y8 = corrupt(x8, "jpeg_compression", 5)  # quality 7
-    for k in range(4):
+    from medrobust.augment.corruptions.natural import _pil
+
+    if codec == "torchvision":  # the fallback without OpenCV
+        monkeypatch.setattr(_pil, "_opencv", lambda: None)
+    x8 = photos_u8(20, 64)  # several codec jobs of 8 images, on worker threads
+    sev = torch.tensor([1, 2, 3, 4, 5] * 4)
+    y8 = corrupt(x8, "jpeg_compression", sev)
+    for k in range(20):
+        q = (25, 18, 15, 10, 7)[k % 5]
         buf = BytesIO()
-        Image.fromarray(x8[k].permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=7)
+        Image.fromarray(x8[k].permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=q)
         ref = np.asarray(Image.open(BytesIO(buf.getvalue())).convert("RGB"))
-        assert np.array_equal(y8[k].permute(1, 2, 0).numpy(), ref)
+        assert np.array_equal(y8[k].permute(1, 2, 0).numpy(), ref), (codec, k)
 
 
 def test_validate_false_skips_the_value_pass(monkeypatch):

@@ -245,10 +245,10 @@ class NaturalCorruption(SeverityCore, abstract=True):
             return n
         per = max(1, 4 * x[0].numel())
         step = n if not self.uint8_chunked else max(1, (bytes_per_chunk or UINT8_CHUNK_BYTES) // per)
-        workers = chunk_workers(math.ceil(n / step) if self.uint8_chunked else n)
+        workers = chunk_workers(n)
         if workers <= 1:
-            return n if not self.uint8_chunked else min(n, step)
-        return min(step, math.ceil(n / workers))
+            return min(n, step)
+        return min(step, math.ceil(n / workers))  # at least one chunk per worker (small images too)
 
     def _corrupt(self, x: torch.Tensor, params: Params, sev: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
