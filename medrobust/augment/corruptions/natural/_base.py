@@ -148,9 +148,10 @@ class NaturalCorruption(SeverityCore, abstract=True):
 
         The result is the float path's output rounded to the nearest grey level, ``round(255 *
         apply(x / 255))``. On the CPU the batch goes through in chunks of about
-        :data:`UINT8_CHUNK_BYTES` of float32, converted in and out per chunk, so the float
+        :data:`UINT8_CHUNK_BYTES` of float32 (:meth:`cpu_chunk`), converted in and out per chunk on
+        worker threads (:func:`~medrobust.augment.functional.chunks.map_chunks`), so the float
         intermediates stay small and cache-resident instead of a 4x larger float copy of the whole
-        batch (and its page faults); on an accelerator in one piece. Corruptions whose published
+        batch; on an accelerator in one piece. Corruptions whose published
         definition works on 8-bit images (JPEG; pixelate on the CPU, PIL's own 8-bit box resampler)
         override :meth:`_corrupt_uint8` and never convert.
         Values need no check: every uint8 value is a valid grey level.

@@ -234,13 +234,12 @@ def _codec_cuda(x: torch.Tensor, groups: dict[int, list[int]]) -> torch.Tensor |
 
 
 def _codec(images: list[torch.Tensor], quality: int) -> list[torch.Tensor]:
-    """One libjpeg encode/decode round trip per ``(3, H, W)`` uint8 image.
+    """One libjpeg encode/decode round trip per ``(3, H, W)`` uint8 image, without OpenCV.
 
-    torchvision's libjpeg bindings when they load: they take planar tensors, run in C++ without
-    the GIL (so the threads of :func:`jpeg_roundtrip` run in parallel, which Pillow's encoder
-    does not) and give the same bytes as Pillow's ``save(..., 'JPEG', quality=q)`` round trip
-    (checked by the fidelity test against imagecorruptions). Pillow otherwise (torchvision
-    deprecated these functions in 0.29 in favour of TorchCodec).
+    torchvision's libjpeg bindings when they load: they take planar tensors and give the same
+    bytes as Pillow's ``save(..., 'JPEG', quality=q)`` round trip (tested), but hold the GIL, so
+    the threads of :func:`jpeg_roundtrip_uint8` take turns (measured); Pillow otherwise
+    (torchvision deprecated these functions in 0.29 in favour of TorchCodec).
     """
     try:
         from torchvision.io import decode_jpeg, encode_jpeg
