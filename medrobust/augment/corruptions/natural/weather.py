@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 
 from ...base import bulk_rand, bulk_randn, device_generator, rand, randint
+from ...functional.chunks import map_chunks
 from ...functional.filters import gaussian_filter
 from ...registry import register
 from ._base import NaturalCorruption, pv, run_grouped, take
@@ -221,7 +222,7 @@ class NaturalSpatter(NaturalCorruption):
     ========  =========================================  =========================================
     """
 
-    uint8_chunked = False  # per-call loops: one call over the whole batch
+    cpu_chunks = "stages"  # per-sample stages in chunks around one whole-batch distance transform
     name = "spatter"
     levels = {
         "imagenet": ((0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0), (0.65, 0.3, 2, 0.68, 0.5, 0),
@@ -244,9 +245,17 @@ class NaturalSpatter(NaturalCorruption):
 
     def water_mask(self, liquid: torch.Tensor, intensity: float) -> torch.Tensor:
         """``(n, H, W)`` water mask ``m`` from the thresholded liquid layer ``(n, H, W)``."""
+        l8, edges = self.water_edges(liquid)
+        return self.water_finish(l8, distance_to_edges(edges, 20), intensity)
+
+    @staticmethod
+    def water_edges(liquid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``L8`` (float, integer-valued) and its Canny edges (bool), both ``(n, H, W)``."""
         l8 = torch.remainder(liquid.mul(255.0).floor_(), 256).float()  # astype(np.uint8) wraps above 1
-        edges = canny(l8, 50, 150)
-        dist = distance_to_edges(edges, 20)
+        return l8, canny(l8, 50, 150)
+
+    def water_finish(self, l8: torch.Tensor, dist: torch.Tensor, intensity: float) -> torch.Tensor:
+        """The mask from ``L8`` and the capped edge distance (both ``(n, H, W)``)."""
         dist = box3(dist).floor_()
         dist = equalize_hist(dist)
         dist = torch.round(correlate3x3(dist, self.emboss, "mirror")).clamp_(0, 255)
@@ -261,15 +270,40 @@ class NaturalSpatter(NaturalCorruption):
         noise_all = self.field(params, "noise", x, (n, 1, h, w))
 
         def one(xg: torch.Tensor, s: int, idx: torch.Tensor | None) -> torch.Tensor:
+            # the whole group in one call (cpu_chunks = "stages"): the per-sample stages run in
+            # chunks on the CPU workers, the distance transform once per group (its raster row loop
+            # costs per call, not per image)
             _, _, _, thr, intensity, mud = self.level(s)
-            liquid = self.liquid(take(noise_all, idx), s)[:, 0]
+            noise = take(noise_all, idx)
+            ng = xg.shape[0]
+            step = self.sample_chunk(xg)
+            out = torch.empty_like(xg)
             if mud == 0:
-                m = self.water_mask(liquid, intensity).to(x.dtype)[:, None]
                 color = torch.tensor(self.water, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-                return torch.addcmul(xg, m, color)
-            m = gaussian_filter((liquid > thr).to(torch.float64)[:, None], intensity)
-            m = torch.where(m < 0.8, torch.zeros_like(m), m).to(x.dtype)
+                l8 = torch.empty((ng, h, w), dtype=torch.float32, device=x.device)
+                edges = torch.empty((ng, h, w), dtype=torch.bool, device=x.device)
+
+                def stage_edges(i: int, j: int) -> None:
+                    l8[i:j], edges[i:j] = self.water_edges(self.liquid(noise[i:j], s)[:, 0])
+
+                map_chunks(stage_edges, ng, step)
+                dist = distance_to_edges(edges, 20)  # one call: two halves on two threads were slower (GIL)
+
+                def stage_mask(i: int, j: int) -> None:
+                    m = self.water_finish(l8[i:j], dist[i:j], intensity).to(x.dtype)[:, None]
+                    torch.addcmul(xg[i:j], m, color, out=out[i:j])
+
+                map_chunks(stage_mask, ng, step)
+                return out
             color = torch.tensor(self.mud, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-            return torch.addcmul(xg * (1 - m), m, color)
+
+            def stage_mud(i: int, j: int) -> None:
+                liquid = self.liquid(noise[i:j], s)[:, 0]
+                m = gaussian_filter((liquid > thr).to(torch.float64)[:, None], intensity)
+                m = torch.where(m < 0.8, torch.zeros_like(m), m).to(x.dtype)
+                torch.addcmul(xg[i:j] * (1 - m), m, color, out=out[i:j])
+
+            map_chunks(stage_mud, ng, step)
+            return out
 
         return run_grouped(x, sev, one)
