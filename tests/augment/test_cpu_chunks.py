@@ -150,3 +150,30 @@ def _child_run(q) -> None:
     seen: list[tuple[int, int]] = []
     map_chunks(lambda i, j: seen.append((i, j)), 8, 2)  # would hang on the parent's dead threads
     q.put(sorted(seen))
+
+
+def test_concurrent_calls_from_two_threads_give_the_sequential_results(two_threads):
+    # a second caller while a run holds the pool runs inline; both results stay exact and the
+    # caller's thread count comes back
+    x8 = torch.from_numpy(photo_batch(24, 64)).permute(0, 3, 1, 2).contiguous()
+    names = ["gaussian_blur", "shot_noise", "spatter", "jpeg_compression"]
+    want = {n: corrupt(x8, n, 3, generator=torch.Generator().manual_seed(2)) for n in names}
+    got: dict[str, torch.Tensor] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            for _ in range(3):
+                got[name] = corrupt(x8, name, 3, generator=torch.Generator().manual_seed(2))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    for n in names:
+        assert torch.equal(got[n], want[n]), n
+    assert torch.get_num_threads() == 2

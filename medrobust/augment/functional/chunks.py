@@ -117,10 +117,12 @@ def map_chunks(fn: Callable[[int, int], object], n: int, step: int) -> None:
     (torch releases the GIL inside its ops) keep every core busy with no barrier between them: on
     2 cores, 1.3-3x the whole-batch call for the natural corruptions, idle or shared. ``fn`` must
     write its own slice of the result (samples are independent, so the chunks give the result of
-    one call). Runs inline with one worker (a 1-thread process, one chunk, a nested call). While a
-    run is in progress torch's intra-op thread count is lowered process-wide and restored after;
-    other threads' torch work in that window runs with the lower count. Grad mode is carried into
-    the workers. The first exception of a chunk is raised after every chunk has finished.
+    one call). Runs inline with one worker (a 1-thread process, one chunk, a nested call, or while
+    another thread's run is in progress). While a run is in progress torch's intra-op thread
+    count is lowered for the calling thread and the workers and restored after (OpenMP's count is
+    per thread: other threads that have run torch ops keep theirs, measured; a thread that starts
+    torch work inside the window starts with the lower count). Grad mode is carried into the
+    workers. The first exception of a chunk is raised after every chunk has finished.
     """
     chunks = [(i, min(n, i + step)) for i in range(0, n, max(1, int(step)))]
     workers = chunk_workers(len(chunks))
