@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from .functional.chunks import map_chunks
@@ -178,11 +179,11 @@ def _bulk(kind: str, shape: Sequence[int], generator: torch.Generator | None,
     out = torch.empty(shape)
 
     def part(i: int, j: int) -> None:
-        g = torch.Generator().manual_seed(int(seeds[i // NOISE_BLOCK]))
-        if kind == "rand":
-            out[i:j].uniform_(generator=g)
-        else:
-            out[i:j].normal_(generator=g)
+        seed = int(seeds[i // NOISE_BLOCK])
+        if kind == "rand":  # NumPy's PCG64 fills float32 uniforms ~3x faster than torch's MT19937
+            np.random.Generator(np.random.PCG64(seed)).random(out=out[i:j].numpy().reshape(-1), dtype=np.float32)
+        else:  # torch's normal_ is faster than NumPy's ziggurat for float32 here (257 vs 91 M/s)
+            out[i:j].normal_(generator=torch.Generator().manual_seed(seed))
 
     map_chunks(part, n, NOISE_BLOCK)
     return to_device(out, device)
@@ -192,9 +193,10 @@ def bulk_rand(*shape: int, generator: torch.Generator | None = None, device: tor
     """Image-sized ``U[0, 1)`` float32 noise ``shape = (N, ...)``, drawn on the generator's device
     and moved to ``device``. On the CPU the samples come in blocks of :data:`NOISE_BLOCK`, each
     from its own generator seeded by one draw of ``generator``, filled in parallel
-    (:func:`~medrobust.augment.functional.chunks.map_chunks`): a single generator fills ~110 M
-    values/s on one thread, the largest item of the noise corruptions. The same seed gives the
-    same values with any thread count; elsewhere (CUDA) one draw, as :func:`rand`."""
+    (:func:`~medrobust.augment.functional.chunks.map_chunks`), the uniforms by NumPy's PCG64
+    (24-bit floats, as torch's; 650 against torch's 210 M values/s on one thread here): the
+    largest item of the noise corruptions. The same seed gives the same values with any thread
+    count; elsewhere (CUDA) one draw, as :func:`rand`."""
     return _bulk("rand", shape, generator, device)
 
 
