@@ -25,4 +25,3 @@ def omp_wait_policy() -> str:
         if var in os.environ:
             return f"{var}={os.environ[var]} (environment)"
     return "default (torch imported first)" if "torch" in sys.modules else "default"
-

@@ -47,8 +47,7 @@ def chunked(x: torch.Tensor, fn: Callable[[torch.Tensor, torch.Tensor, int], obj
 _LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
-_ACTIVE = 0  # map_chunks runs in progress (they share one intra-op thread setting)
-_SAVED_THREADS = 0
+_ACTIVE = 0  # map_chunks runs in progress (a second caller meanwhile runs inline)
 _LOCAL = threading.local()
 
 
@@ -82,21 +81,20 @@ def _pool(size: int) -> ThreadPoolExecutor:
 
 @contextmanager
 def _intra_op_threads(n: int) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` while any :func:`map_chunks` runs (the first one
-    in saves the caller's count, the last one out restores it)."""
-    global _ACTIVE, _SAVED_THREADS
+    """torch's intra-op thread count set to ``n`` in the calling thread while a :func:`map_chunks`
+    run lasts, and restored in the same thread after (OpenMP's count is per thread, so the thread
+    that lowered it is the one to restore it); the run count makes concurrent callers inline."""
+    global _ACTIVE
+    saved = torch.get_num_threads()
     with _LOCK:
-        if _ACTIVE == 0:
-            _SAVED_THREADS = torch.get_num_threads()
-            torch.set_num_threads(n)
         _ACTIVE += 1
+    torch.set_num_threads(n)
     try:
         yield
     finally:
+        torch.set_num_threads(saved)
         with _LOCK:
             _ACTIVE -= 1
-            if _ACTIVE == 0:
-                torch.set_num_threads(_SAVED_THREADS)
 
 
 def chunk_workers(n_chunks: int) -> int:

@@ -87,6 +87,17 @@ def _check_rgb01(x: Any, name: str) -> tuple[torch.Tensor, float, float]:
     return x, lo, hi
 
 
+def _unit_float(x8: torch.Tensor) -> torch.Tensor:
+    """uint8 grey levels -> float32 in [0, 1], ``x / 255`` (as the float API expects them)."""
+    return x8.to(torch.float32).div_(255.0)
+
+
+def _store_uint8(out: torch.Tensor, y: torch.Tensor) -> None:
+    """``out = round(255 * y)`` for a float ``y`` in [0, 1] (``y`` is overwritten). Integer-valued
+    in 0..255, so exact through int16, which converts ~5x faster than float -> uint8."""
+    out.copy_(y.mul_(255.0).round_().to(torch.int16))
+
+
 def pv(v: torch.Tensor) -> torch.Tensor:
     """``(N,)`` -> ``(N, 1, 1, 1)``."""
     return v.reshape(-1, 1, 1, 1)
@@ -170,23 +181,20 @@ class NaturalCorruption(SeverityCore, abstract=True):
                 return y
             return torch.where(to_device(mask, x.device).view(-1, 1, 1, 1), y, x)
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
-        step = self.cpu_chunk(x)
-        if step >= n and x.device.type == "cpu" and n > 1:  # one call: convert in and out on the workers
+        if self.cpu_chunks == "stages" and x.device.type == "cpu" and n > 1:
+            # one call over the batch: only the conversions in and out run in chunks on the workers
             conv = self.sample_chunk(x)
             xf = torch.empty(x.shape, dtype=torch.float32)
-            map_chunks(lambda i, j: xf[i:j].copy_(x[i:j]).div_(255.0), n, conv)
+            map_chunks(lambda i, j: xf[i:j].copy_(_unit_float(x[i:j])), n, conv)
             y = self._apply_checked(xf, params)
-            map_chunks(lambda i, j: out[i:j].copy_(y[i:j].mul_(255.0).round_().to(torch.int16)), n, conv)
+            map_chunks(lambda i, j: _store_uint8(out[i:j], y[i:j]), n, conv)
             return out
 
         def part(i: int, j: int) -> None:
-            xf = x[i:j].to(torch.float32).div_(255.0)
             sub = params if (i, j) == (0, n) else select_params(params, slice(i, j), n)
-            y = self._apply_checked(xf, sub)  # in [0, 1]
-            # integer-valued, in 0..255: exact through int16, which converts ~5x faster than float -> uint8
-            out[i:j].copy_(y.mul_(255.0).round_().to(torch.int16))
+            _store_uint8(out[i:j], self._apply_checked(_unit_float(x[i:j]), sub))
 
-        map_chunks(part, n, step)
+        map_chunks(part, n, self.cpu_chunk(x))
         return out
 
     def _corrupt_uint8(self, x: torch.Tensor, params: Params, sev: torch.Tensor) -> torch.Tensor | None:

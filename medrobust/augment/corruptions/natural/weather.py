@@ -243,11 +243,6 @@ class NaturalSpatter(NaturalCorruption):
         layer = gaussian_filter(noise.double() * scale + loc, sigma)
         return torch.where(layer < thr, torch.zeros_like(layer), layer)
 
-    def water_mask(self, liquid: torch.Tensor, intensity: float) -> torch.Tensor:
-        """``(n, H, W)`` water mask ``m`` from the thresholded liquid layer ``(n, H, W)``."""
-        l8, edges = self.water_edges(liquid)
-        return self.water_finish(l8, distance_to_edges(edges, 20), intensity)
-
     @staticmethod
     def water_edges(liquid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``L8`` (float, integer-valued) and its Canny edges (bool), both ``(n, H, W)``."""
