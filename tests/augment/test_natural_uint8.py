@@ -77,11 +77,18 @@ def test_jpeg_uint8_is_the_pillow_round_trip(codec, monkeypatch):
 
     from medrobust.augment.corruptions.natural import _pil
 
-    if codec == "torchvision":  # the fallback without OpenCV
-        monkeypatch.setattr(_pil, "_opencv", lambda: None)
+    from medrobust.augment.functional.opencv import opencv_disabled
+
     x8 = photos_u8(20, 64)  # several codec jobs of 8 images, on worker threads
     sev = torch.tensor([1, 2, 3, 4, 5] * 4)
-    y8 = corrupt(x8, "jpeg_compression", sev)
+    if codec == "torchvision":  # the fallback without OpenCV
+        calls = []
+        monkeypatch.setattr(_pil, "_codec", lambda imgs, q, _c=_pil._codec: calls.append(q) or _c(imgs, q))
+        with opencv_disabled():
+            y8 = corrupt(x8, "jpeg_compression", sev)
+        assert calls  # the torchvision codec ran
+    else:
+        y8 = corrupt(x8, "jpeg_compression", sev)
     for k in range(20):
         q = (25, 18, 15, 10, 7)[k % 5]
         buf = BytesIO()

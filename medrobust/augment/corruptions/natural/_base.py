@@ -181,7 +181,7 @@ class NaturalCorruption(SeverityCore, abstract=True):
                 return y
             return torch.where(to_device(mask, x.device).view(-1, 1, 1, 1), y, x)
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
-        if self.cpu_chunks == "stages" and x.device.type == "cpu" and n > 1:
+        if self.cpu_split() == "stages" and x.device.type == "cpu" and n > 1:
             # one call over the batch: only the conversions in and out run in chunks on the workers
             conv = self.sample_chunk(x)
             xf = torch.empty(x.shape, dtype=torch.float32)
@@ -254,7 +254,12 @@ class NaturalCorruption(SeverityCore, abstract=True):
     def cpu_chunk(self, x: torch.Tensor) -> int:
         """Samples per call of :meth:`_corrupt` on the CPU for a batch ``x``: :meth:`sample_chunk`,
         or the whole batch for ``"stages"`` cores (see :attr:`cpu_chunks`)."""
-        return x.shape[0] if self.cpu_chunks == "stages" else self.sample_chunk(x)
+        return x.shape[0] if self.cpu_split() == "stages" else self.sample_chunk(x)
+
+    def cpu_split(self) -> str:
+        """How this call splits a CPU batch: :attr:`cpu_chunks` (a core whose split depends on the
+        backend it runs, e.g. OpenCV present or not, overrides this)."""
+        return self.cpu_chunks
 
     @staticmethod
     def sample_chunk(x: torch.Tensor, bytes_per_chunk: int | None = None) -> int:

@@ -1,16 +1,23 @@
 """Small image ops with OpenCV semantics for the spatter corruption, batched: 3x3 correlation, box
-blur, Canny edges, dilation, the 5x5 chamfer distance, histogram equalisation."""
+blur, Canny edges, dilation, the 5x5 chamfer distance, histogram equalisation (torch, for every
+device); and the same chain through OpenCV itself for one plane on the CPU (:func:`water_distance_cv2`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["correlate3x3", "box3", "canny", "dilate3x3", "distance_to_edges", "equalize_hist"]
+__all__ = ["correlate3x3", "box3", "canny", "dilate3x3", "distance_to_edges", "equalize_hist", "EMBOSS",
+           "water_distance_cv2"]
+
+#: spatter's emboss kernel (``cv2.filter2D``, correlation)
+EMBOSS: tuple[tuple[int, ...], ...] = ((-2, -1, 0), (-1, 1, 1), (0, 1, 2))
+_EMBOSS_NP = np.asarray(EMBOSS, dtype=np.float32)
 
 
 def correlate3x3(x: torch.Tensor, kernel: Sequence[Sequence[float]], mode: str) -> torch.Tensor:
@@ -182,3 +189,15 @@ def equalize_hist(img: torch.Tensor) -> torch.Tensor:
     single = (h_first == total)
     lut = torch.where(single, first.to(lut.dtype).expand_as(lut), lut)
     return lut.gather(1, v).reshape(img.shape).to(img.dtype)
+
+
+def water_distance_cv2(cv2: Any, l8: np.ndarray, out: np.ndarray) -> None:
+    """The published water-spatter chain on one ``(H, W)`` uint8 liquid plane, through OpenCV:
+    ``255 - Canny(l8, 50, 150)``, ``distanceTransform(DIST_L2, 5)``, truncated at 20, 3x3 blur
+    truncated to uint8, ``equalizeHist``, the emboss ``filter2D`` saturated to uint8, 3x3 blur
+    (uint8); written to ``out`` (``(H, W)`` float32). The torch ops above compute the same for a
+    batch on any device (:meth:`~.weather.NaturalSpatter.water_finish`)."""
+    d = cv2.distanceTransform(255 - cv2.Canny(l8, 50, 150), cv2.DIST_L2, 5)
+    _, d = cv2.threshold(d, 20, 20, cv2.THRESH_TRUNC)
+    d = cv2.equalizeHist(cv2.blur(d, (3, 3)).astype(np.uint8))
+    out[...] = cv2.blur(cv2.filter2D(d, cv2.CV_8U, _EMBOSS_NP), (3, 3))

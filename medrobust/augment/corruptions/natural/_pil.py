@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from ...base import to_device
-from ...functional.chunks import chunked
+from ...functional.chunks import chunked, map_chunks
+from ...functional.opencv import cv2_module
 
 __all__ = ["pixelate", "pixelate_pil_uint8", "jpeg_roundtrip", "jpeg_roundtrip_uint8"]
 
@@ -38,31 +39,24 @@ def pixelate(x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
     return chunked(x, block)
 
 
-def pixelate_pil_uint8(x: torch.Tensor, sizes: Sequence[tuple[int, int]], workers: int | None = None) -> torch.Tensor:
+def pixelate_pil_uint8(x: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
     """PIL ``BOX`` down to ``sizes[k] = (hs, ws)`` and ``BOX`` back, per image of a uint8 CPU batch
     ``(N, 3, H, W)``: the published pixelate bit for bit. One batched layout copy each way; the
-    per-image resampling runs on ``workers`` threads (torch's intra-op count by default) and does
-    no torch work inside them."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    per-image resampling runs on the chunk workers (:func:`~...functional.chunks.map_chunks`)
+    and does no torch work inside them."""
     from PIL import Image
 
     n, _, h, w = x.shape
     hwc = x.permute(0, 2, 3, 1).contiguous().numpy()  # (N, H, W, 3)
     out = np.empty_like(hwc)
 
-    def run(k: int) -> None:
-        hs, ws = sizes[k]
-        im = Image.fromarray(hwc[k])
-        out[k] = np.asarray(im.resize((ws, hs), Image.BOX).resize((w, h), Image.BOX))
+    def run(i: int, j: int) -> None:
+        for k in range(i, j):
+            hs, ws = sizes[k]
+            im = Image.fromarray(hwc[k])
+            out[k] = np.asarray(im.resize((ws, hs), Image.BOX).resize((w, h), Image.BOX))
 
-    workers = max(1, min(n, workers or torch.get_num_threads()))
-    if workers == 1:
-        for k in range(n):
-            run(k)
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, range(n)))
+    map_chunks(run, n, 8)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
@@ -121,21 +115,21 @@ def _pil_box_up_index(n_in: int, n_out: int) -> np.ndarray:
     return _pil_box_matrix(n_in, n_out).argmax(axis=1)
 
 
-def jpeg_roundtrip(x: torch.Tensor, quality: Sequence[int], workers: int | None = None) -> torch.Tensor:
+def jpeg_roundtrip(x: torch.Tensor, quality: Sequence[int]) -> torch.Tensor:
     """8-bit JPEG round trip of a ``(N, 3, H, W)`` float batch in [0, 1] at per-image ``quality``:
     rounded to uint8 (one batched op), :func:`jpeg_roundtrip_uint8`, back to float."""
     u8 = x.mul(255.0).round_().to(torch.uint8)  # x is in [0, 1]: no clamp needed
-    return jpeg_roundtrip_uint8(u8, quality, workers).to(x.dtype).div_(255.0)
+    return jpeg_roundtrip_uint8(u8, quality).to(x.dtype).div_(255.0)
 
 
-def jpeg_roundtrip_uint8(x: torch.Tensor, quality: Sequence[int], workers: int | None = None) -> torch.Tensor:
+def jpeg_roundtrip_uint8(x: torch.Tensor, quality: Sequence[int]) -> torch.Tensor:
     """JPEG encode/decode of a uint8 ``(N, 3, H, W)`` batch at per-image ``quality``; uint8 out.
 
     CPU: libjpeg through OpenCV (:func:`_codec_cv2`, bit-identical to Pillow; torchvision's
-    bindings, :func:`_codec`, without OpenCV) over ``workers`` threads (default: torch's intra-op
-    thread count), each coding groups of 8 images straight into the output. The workers run only
-    the codec (no torch parallel region inside), so they never start OpenMP teams of their own on
-    top of torch's (which oversubscribes the cores when they are shared). CUDA: nvJPEG through torchvision's
+    bindings, :func:`_codec`, without OpenCV), groups of up to 8 images of one quality coded
+    straight into the output on the chunk workers (:func:`~...functional.chunks.map_chunks`, one
+    group per job). The workers run only the codec (no torch parallel region inside), so they
+    never start OpenMP teams of their own on top of torch's. CUDA: nvJPEG through torchvision's
     batched ``encode_jpeg``/``decode_jpeg`` on the device (the encoded bytes go through the host:
     ``decode_jpeg`` takes them there), see :func:`_codec_cuda`; the CPU codec when this
     torchvision has no CUDA JPEG support.
@@ -148,13 +142,11 @@ def jpeg_roundtrip_uint8(x: torch.Tensor, quality: Sequence[int], workers: int |
         dec = _codec_cuda(x, groups)
         if dec is not None:
             return dec
-        return jpeg_roundtrip_uint8(x.cpu(), quality, workers).to(x.device)
-    from concurrent.futures import ThreadPoolExecutor
-
+        return jpeg_roundtrip_uint8(x.cpu(), quality).to(x.device)
     x = x.contiguous()
     out = torch.empty_like(x)
     jobs = [(q, idx[i:i + 8]) for q, idx in groups.items() for i in range(0, len(idx), 8)]
-    cv2 = _opencv()
+    cv2 = cv2_module()
     if cv2 is not None:
         src, dst = x.numpy(), out.numpy()
 
@@ -171,27 +163,12 @@ def jpeg_roundtrip_uint8(x: torch.Tensor, quality: Sequence[int], workers: int |
             for k, dec in zip(idx, _codec([images[k] for k in idx], q)):
                 results[k] = dec
 
-    workers = max(1, min(len(jobs), workers or torch.get_num_threads()))
     with warnings.catch_warnings():  # held by this thread until the workers are done
         warnings.filterwarnings("ignore", message=".*capabilities of TorchVision are deprecated", category=DeprecationWarning)
-        if workers == 1:
-            for job in jobs:
-                run(job)
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(run, jobs))
+        map_chunks(lambda i, j: [run(jobs[k]) for k in range(i, j)], len(jobs), 1)
     if cv2 is None:
         torch.stack(results, out=out)  # type: ignore[arg-type]
     return out
-
-
-def _opencv() -> Any:
-    """The ``cv2`` module (OpenCV, installed with albumentations), or None."""
-    try:
-        import cv2
-    except ImportError:  # pragma: no cover - albumentations depends on opencv-python-headless
-        return None
-    return cv2
 
 
 def _codec_cv2(cv2: Any, img: np.ndarray, quality: int, out: np.ndarray) -> None:
