@@ -37,15 +37,18 @@ def test_uint8_equals_float_rounded(name):
     assert y8.dtype == torch.uint8 and y8.shape == x8.shape
     diff = (y8.float() - (yf * 255).round()).abs()
     assert float(diff.max()) <= 1.0, name
-    assert float((diff > 0).float().mean()) < 1e-3, name
+    # pixelate's uint8 path is PIL's 8-bit arithmetic (bit-exact to the published code, tested
+    # below), whose rounding after each pass differs from the float path's by one level in places
+    assert float((diff > 0).float().mean()) < (0.25 if name == "pixelate" else 1e-3), name
 
 
-def test_uint8_pixelate_through_pil_is_the_published_output(monkeypatch):
+@pytest.mark.parametrize("use_pil", [False, True])
+def test_uint8_pixelate_is_the_published_output(use_pil, monkeypatch):
     from imagecorruptions import corrupt as ic_corrupt
 
     from medrobust.augment.corruptions.natural.digital import NaturalPixelate
 
-    monkeypatch.setattr(NaturalPixelate, "use_pil", True)
+    monkeypatch.setattr(NaturalPixelate, "use_pil", use_pil)
     imgs = photo_batch(5, 224)
     x8 = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
     sev = torch.tensor([1, 2, 3, 4, 5])
@@ -53,6 +56,24 @@ def test_uint8_pixelate_through_pil_is_the_published_output(monkeypatch):
     for k in range(5):
         ref = ic_corrupt(imgs[k], int(sev[k]), "pixelate")
         assert np.array_equal(y8[k].permute(1, 2, 0).numpy(), ref)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (64, 48), (224, 224), (97, 130)])
+def test_uint8_pixelate_fixed_point_equals_pillow(size):
+    from medrobust.augment.corruptions.natural._pil import pixelate_pil_uint8, pixelate_uint8
+
+    h, w = size
+    x8 = torch.from_numpy(np.ascontiguousarray(photo_batch(4, max(size))[:, :h, :w])).permute(0, 3, 1, 2).contiguous()
+    for c in (0.95, 0.85, 0.6, 0.4, 0.25, 0.05):
+        hs, ws = max(1, int(h * c)), max(1, int(w * c * 0.9))
+        assert torch.equal(pixelate_uint8(x8, hs, ws), pixelate_pil_uint8(x8, [(hs, ws)] * 4)), (size, c)
+    # a batch of mixed severities through the core, on worker chunks, against PIL per image
+    sev = torch.tensor([1, 3, 5, 2])
+    y8 = corrupt(x8, "pixelate", sev)
+    for k in range(4):
+        c = (0.6, 0.5, 0.4, 0.3, 0.25)[int(sev[k]) - 1]
+        ref = pixelate_pil_uint8(x8[k:k + 1], [(max(1, int(h * c)), max(1, int(w * c)))])
+        assert torch.equal(y8[k:k + 1], ref), (size, k)
 
 
 def test_uint8_core_apply_respects_p_and_params():

@@ -14,7 +14,7 @@ from ...base import to_device
 from ...functional.chunks import chunked, map_chunks
 from ...functional.opencv import cv2_module
 
-__all__ = ["pixelate", "pixelate_pil_uint8", "jpeg_roundtrip", "jpeg_roundtrip_uint8"]
+__all__ = ["pixelate", "pixelate_uint8", "pixelate_pil_uint8", "jpeg_roundtrip", "jpeg_roundtrip_uint8"]
 
 
 def pixelate(x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
@@ -37,6 +37,56 @@ def pixelate(x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
         torch.index_select(t.transpose(2, 3).contiguous(), 2, up_h, out=out)
 
     return chunked(x, block)
+
+
+def pixelate_uint8(x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
+    """PIL's ``BOX`` down to ``(hs, ws)`` and ``BOX`` back for a uint8 batch ``(N, C, H, W)`` (any
+    device), in PIL's own 8-bit fixed-point arithmetic: bit-identical to ``Image.resize`` (tested).
+
+    As in ``ImagingResample``: the horizontal pass first, then the vertical one, each output the
+    sum of its box's inputs times PIL's 22-bit coefficient ``int(0.5 + 2^22 / len)`` (a box
+    weighs its inputs equally), plus ``2^21``, shifted right by 22 and stored as 8 bits; upsampling
+    with the box picks one input per output. Every step gathers whole contiguous rows (the
+    columns of a pass are made rows by one small transposed copy), summed in int16.
+    """
+    h, w = x.shape[-2:]
+    t = _box_down_rows_u8(x.transpose(-1, -2), w, ws)  # horizontal pass: (N, C, ws, H)
+    t = _box_down_rows_u8(t.transpose(-1, -2), h, hs)  # vertical pass: (N, C, hs, ws)
+    up_w = torch.as_tensor(_pil_box_up_index(ws, w), device=x.device)
+    up_h = torch.as_tensor(_pil_box_up_index(hs, h), device=x.device)
+    t = t.transpose(-1, -2).contiguous().index_select(-2, up_w)  # (N, C, W, hs)
+    return t.transpose(-1, -2).contiguous().index_select(-2, up_h)
+
+
+@functools.lru_cache(maxsize=128)
+def _pil_box_fixed(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """PIL's box downsampling of ``n_in`` rows to ``n_out`` in fixed point: ``(taps, n_out)`` input
+    rows per output (``n_in``, a zero row, past the end of a shorter box) and the ``(n_out,)``
+    22-bit coefficient of each output (``normalize_coeffs_8bpc``)."""
+    start, end = _pil_box_runs(n_in, n_out)
+    length = end - start
+    rows = start[None, :] + np.arange(int(length.max()))[:, None]
+    rows = np.where(rows < end[None, :], rows, n_in)
+    return rows, (0.5 + (1.0 / length) * (1 << _PIL_BITS)).astype(np.int64)
+
+
+_PIL_BITS = 22  # PRECISION_BITS of Pillow's 8-bit resampling (32 - 8 - 2)
+
+
+def _box_down_rows_u8(x: torch.Tensor, n_in: int, n_out: int) -> torch.Tensor:
+    """One PIL 8-bit box pass along dim -2 of a uint8 ``(N, C, n_in, L)`` (any strides): uint8
+    ``(N, C, n_out, L)``."""
+    rows, coef = _pil_box_fixed(n_in, n_out)
+    dev = x.device
+    padded = torch.zeros((*x.shape[:-2], n_in + 1, x.shape[-1]), dtype=torch.uint8, device=dev)
+    padded[..., :n_in, :].copy_(x)  # row n_in stays 0: the unused taps of shorter boxes
+    idx = torch.as_tensor(rows, device=dev)
+    acc = padded.index_select(-2, idx[0]).to(torch.int16 if len(rows) * 255 <= 32767 else torch.int32)
+    for r in idx[1:]:
+        acc += padded.index_select(-2, r)
+    kk = torch.as_tensor(coef, dtype=torch.int32, device=dev).view(-1, 1)
+    # kk * sum <= 255 * 2^22 + len / 2: the 8-bit result never needs a clip
+    return acc.to(torch.int32).mul_(kk).add_(1 << (_PIL_BITS - 1)).bitwise_right_shift_(_PIL_BITS).to(torch.uint8)
 
 
 def pixelate_pil_uint8(x: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> torch.Tensor:

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from ...base import bulk_rand, device_generator, rand
-from ...functional.chunks import chunked
+from ...functional.chunks import chunked, map_chunks
 from ...functional.filters import gaussian_weights, separable_filter
 from ...registry import register
 from ._base import NaturalCorruption, pv, run_grouped, take
-from ._pil import jpeg_roundtrip, jpeg_roundtrip_uint8, pixelate, pixelate_pil_uint8
+from ._pil import jpeg_roundtrip, jpeg_roundtrip_uint8, pixelate, pixelate_pil_uint8, pixelate_uint8
 
 __all__ = ["NaturalContrast", "NaturalElasticTransform", "NaturalPixelate", "NaturalJPEGCompression", "NaturalSaturate"]
 
@@ -130,9 +130,10 @@ class NaturalElasticTransform(NaturalCorruption):
 class NaturalPixelate(NaturalCorruption):
     """Pixelate: PIL ``BOX`` resize to ``int(n * c)`` per side, then ``BOX`` back to ``n``
     (the published code; imagecorruptions upsamples with ``NEAREST``, which is the same map except
-    at exact ties). Applied as PIL's box coefficients in float arithmetic (PIL's 8-bit intermediate
-    rounding differs by at most one grey level); ``use_pil = True`` sends uint8 CPU batches through
-    PIL's own resampler instead, bit-exact but slower (see the attribute).
+    at exact ties). Float input: PIL's box coefficients in float arithmetic (PIL's 8-bit
+    intermediate rounding differs by at most one grey level). uint8 input (any device): PIL's own
+    8-bit fixed-point arithmetic as tensor ops (:func:`._pil.pixelate_uint8`), bit-identical to
+    ``Image.resize``; ``use_pil = True`` sends uint8 CPU batches through PIL itself instead.
 
     ==========  ====  ====  ====  ====  ====
     severity    1     2     3     4     5
@@ -154,15 +155,32 @@ class NaturalPixelate(NaturalCorruption):
         return run_grouped(x, sev, one)
 
     def _corrupt_uint8(self, x, params, sev):
-        if x.device.type != "cpu" or not self.use_pil:
-            return None  # the tensor path, converted per chunk
         h, w = x.shape[-2:]
         sizes = [(max(1, int(h * self.level(s))), max(1, int(w * self.level(s)))) for s in sev.tolist()]
-        return pixelate_pil_uint8(x, sizes)
+        if self.use_pil and x.device.type == "cpu":
+            return pixelate_pil_uint8(x, sizes)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, size in enumerate(sizes):
+            groups.setdefault(size, []).append(k)
+        if len(groups) == 1:
+            return self._pixelate_group(x, *sizes[0])
+        out = torch.empty_like(x)
+        for (hs, ws), idx in groups.items():
+            sel = torch.as_tensor(idx, device=x.device)
+            out.index_copy_(0, sel, self._pixelate_group(x.index_select(0, sel), hs, ws))
+        return out
 
-    #: uint8 CPU batches through PIL's own resampler (bit-exact to the published code) instead of
-    #: the tensor path; off by default: measured slower (1063 vs 1618 images/s at 224², 3427 vs
-    #: 27372 at 32², 2 idle cores) because the per-image conversions hold the GIL
+    def _pixelate_group(self, x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
+        """:func:`._pil.pixelate_uint8` of a batch of one size (chunks on the CPU workers)."""
+        if x.device.type != "cpu":
+            return pixelate_uint8(x, hs, ws)
+        out = torch.empty_like(x)
+        map_chunks(lambda i, j: out[i:j].copy_(pixelate_uint8(x[i:j], hs, ws)), x.shape[0], self.sample_chunk(x))
+        return out
+
+    #: uint8 CPU batches through PIL's own resampler instead of :func:`._pil.pixelate_uint8` (PIL's
+    #: fixed-point arithmetic in torch, bit-identical to it and ~1.5-2x faster per image on one
+    #: thread); kept for comparisons
     use_pil: bool = False
 
 

@@ -255,8 +255,9 @@ class NaturalSpatter(NaturalCorruption):
     @staticmethod
     def water_l8(liquid: torch.Tensor) -> torch.Tensor:
         """``L8 = liquid.astype(np.uint8)`` after ``* 255`` (float, integer-valued, ``(n, H, W)``):
-        values above 1 wrap around, as in the published code."""
-        return torch.remainder(liquid.mul(255.0).floor_(), 256).float()
+        values above 1 wrap around, as in the published code (the liquid is >= 0: truncation is
+        the floor, and the low 8 bits are the wrap)."""
+        return liquid.mul(255.0).to(torch.int32).bitwise_and_(255).float()
 
     @classmethod
     def water_edges(cls, liquid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
