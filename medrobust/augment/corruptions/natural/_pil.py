@@ -50,12 +50,20 @@ def pixelate_uint8(x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
     columns of a pass are made rows by one small transposed copy), summed in int16.
     """
     h, w = x.shape[-2:]
-    t = _box_down_rows_u8(x.transpose(-1, -2), w, ws)  # horizontal pass: (N, C, ws, H)
-    t = _box_down_rows_u8(t.transpose(-1, -2), h, hs)  # vertical pass: (N, C, hs, ws)
+    t = _box_down_rows_u8(_swap_last(x), w, ws)  # horizontal pass: (N, C, ws, H)
+    t = _box_down_rows_u8(_swap_last(t), h, hs)  # vertical pass: (N, C, hs, ws)
     up_w = torch.as_tensor(_pil_box_up_index(ws, w), device=x.device)
     up_h = torch.as_tensor(_pil_box_up_index(hs, h), device=x.device)
-    t = t.transpose(-1, -2).contiguous().index_select(-2, up_w)  # (N, C, W, hs)
-    return t.transpose(-1, -2).contiguous().index_select(-2, up_h)
+    t = _swap_last(t).index_select(-2, up_w)  # (N, C, W, hs)
+    return _swap_last(t).index_select(-2, up_h)
+
+
+def _swap_last(x: torch.Tensor) -> torch.Tensor:
+    """``x.transpose(-1, -2)`` as a contiguous tensor; on the CPU through NumPy's blocked transposing
+    copy (4x torch's for uint8 at 224², measured)."""
+    if x.device.type != "cpu":
+        return x.transpose(-1, -2).contiguous()
+    return torch.from_numpy(np.ascontiguousarray(x.numpy().swapaxes(-1, -2)))
 
 
 @functools.lru_cache(maxsize=128)
@@ -74,14 +82,15 @@ _PIL_BITS = 22  # PRECISION_BITS of Pillow's 8-bit resampling (32 - 8 - 2)
 
 
 def _box_down_rows_u8(x: torch.Tensor, n_in: int, n_out: int) -> torch.Tensor:
-    """One PIL 8-bit box pass along dim -2 of a uint8 ``(N, C, n_in, L)`` (any strides): uint8
+    """One PIL 8-bit box pass along dim -2 of a contiguous uint8 ``(N, C, n_in, L)``: uint8
     ``(N, C, n_out, L)``."""
     rows, coef = _pil_box_fixed(n_in, n_out)
     dev = x.device
-    padded = torch.zeros((*x.shape[:-2], n_in + 1, x.shape[-1]), dtype=torch.uint8, device=dev)
-    padded[..., :n_in, :].copy_(x)  # row n_in stays 0: the unused taps of shorter boxes
+    # row n_in is 0: the unused taps of shorter boxes
+    padded = torch.cat([x, torch.zeros((*x.shape[:-2], 1, x.shape[-1]), dtype=torch.uint8, device=dev)], dim=-2)
     idx = torch.as_tensor(rows, device=dev)
-    acc = padded.index_select(-2, idx[0]).to(torch.int16 if len(rows) * 255 <= 32767 else torch.int32)
+    padded = padded.to(torch.int16 if len(rows) * 255 <= 32767 else torch.int32)
+    acc = padded.index_select(-2, idx[0])
     for r in idx[1:]:
         acc += padded.index_select(-2, r)
     kk = torch.as_tensor(coef, dtype=torch.int32, device=dev).view(-1, 1)
