@@ -76,21 +76,37 @@ def fft_correlate(x: torch.Tensor, spectrum_fn: Callable[[int, int], torch.Tenso
     :func:`kernel_image`) and transformed back. Returns ``(N, C, H, W)``.
     """
     h, w = x.shape[-2:]
-    iy = pad_index(h, radius, mode, x.device)
-    ix = pad_index(w, radius, mode, x.device)
     l1, l2 = fast_size(h + 2 * radius), fast_size(w + 2 * radius)
     kspec = spectrum_fn(l1, l2)
     per_sample = kspec.ndim == 4 and kspec.shape[0] > 1
+    pad = _fft_padder(x, radius, l1, l2, mode)
 
     def block(xb: torch.Tensor, out: torch.Tensor, i: int) -> None:
-        xp = xb.index_select(-2, iy).index_select(-1, ix)
-        spec = torch.fft.rfft2(xp, s=(l1, l2))
+        xp = pad(xb)
+        spec = torch.fft.rfft2(xp)
         del xp
         spec.mul_(kspec[i:i + xb.shape[0]] if per_sample else kspec)
         y = torch.fft.irfft2(spec, s=(l1, l2))
         out.copy_(y[..., radius : radius + h, radius : radius + w])
 
     return chunked(x, block)
+
+
+def _fft_padder(x: torch.Tensor, radius: int, l1: int, l2: int, mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``(..., H, W) -> (..., L1, L2)``: ``x`` padded by ``radius`` with ``mode`` on every side and
+    on to the FFT size. The rows and columns past ``H + 2 radius`` (``W + 2 radius``) are never read
+    by an output inside the crop (the kernel reaches ``radius``), so they may hold anything: torch's
+    own replicate/reflect padding fills them in one pass (nearest, mirror; 5x an index gather and
+    the zero fill of ``rfft2(s=...)`` together on the CPU, measured), other modes pad by index and
+    with zeros."""
+    h, w = x.shape[-2:]
+    bottom, right = l1 - h - radius, l2 - w - radius
+    torch_mode = {"nearest": "replicate", "mirror": "reflect"}.get(mode)
+    if x.ndim == 4 and torch_mode is not None and (torch_mode == "replicate" or max(radius, bottom, right) < min(h, w)):
+        return lambda xb: F.pad(xb, (radius, right, radius, bottom), mode=torch_mode)
+    iy = pad_index(h, radius, mode, x.device)
+    ix = pad_index(w, radius, mode, x.device)
+    return lambda xb: F.pad(xb.index_select(-2, iy).index_select(-1, ix), (0, right - radius, 0, bottom - radius))
 
 
 def kernel_image(

@@ -182,7 +182,7 @@ def corrupt(
         float input: ``(N, 3, H, W)``, same dtype and device as ``x``, in [0, 1]. uint8 input: uint8
         ``(N, 3, H, W)``, the float result rounded to the nearest grey level,
         ``round(255 * corrupt(x / 255))`` (as the CIFAR-10-C writer stores it); JPEG runs the codec
-        on the 8-bit image directly, as published. On the CPU both paths run in chunks of samples
+        and pixelate PIL's 8-bit box arithmetic on the 8-bit image directly, as published. On the CPU both paths run in chunks of samples
         on worker threads with one torch thread each (the uint8 path converting per chunk, so it
         also skips the float copy of the whole batch); the result does not depend on the thread
         count.

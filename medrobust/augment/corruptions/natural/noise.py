@@ -65,7 +65,7 @@ class NaturalShotNoise(NaturalCorruption):
             cb = c[i:i + xb.shape[0]]
             out.copy_(poisson_quantile(xb * cb, z[i:i + xb.shape[0]]).div_(cb))
 
-        return chunked(x, block, 8 << 20)  # larger blocks: the bracket loop costs per block
+        return chunked(x, block)  # cache-sized blocks (2 MB: 0.36 vs 0.44-0.54 s per 128 images at 224² with 8 MB, 2 workers)
 
 
 @register("natural_impulse_noise")
