@@ -90,13 +90,15 @@ class NaturalElasticTransform(NaturalCorruption):
         fwd = torch.linalg.solve_ex(src[None].expand(n, 3, 3), p2, check_errors=False)[0].transpose(1, 2)  # (N, 2, 3): p2 = A [p1; 1]
         full = torch.cat([fwd, torch.tensor([[[0.0, 0.0, 1.0]]], dtype=torch.float64, device=dev).expand(n, 1, 3)], 1)
         inv = torch.linalg.inv_ex(full, check_errors=False)[0][:, :2]  # dst -> src (no error-check sync)
-        ys = torch.arange(h, dtype=torch.float64, device=dev)
-        xs = torch.arange(w, dtype=torch.float64, device=dev)
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        pts = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1)  # (H, W, 3) as (x, y, 1)
-        srcxy = torch.einsum("nij,hwj->nhwi", inv, pts)  # (N, H, W, 2) source (x, y)
         scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=torch.float64, device=dev)
-        return (srcxy * scale - 1.0).to(dtype)
+        rows = (inv * scale.view(1, 2, 1)).view(n, 2, 3, 1, 1)  # source (x, y) rows, in grid units
+        ys = torch.arange(h, dtype=torch.float64, device=dev).view(1, h, 1)
+        xs = torch.arange(w, dtype=torch.float64, device=dev).view(1, 1, w)
+        grid = torch.empty(n, h, w, 2, dtype=dtype, device=dev)
+        for i in range(2):  # the two coordinates: a x + b y + c - 1, by broadcasting (float64)
+            r = rows[:, i]
+            grid[..., i] = torch.addcmul(torch.addcmul(r[:, 2] - 1.0, r[:, 1], ys), r[:, 0], xs)
+        return grid
 
     def _corrupt(self, x, params, sev):
         n, c, h, w = x.shape
