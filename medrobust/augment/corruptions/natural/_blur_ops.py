@@ -3,6 +3,7 @@ motion blur, the published ``clipped_zoom``."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -111,23 +112,23 @@ def glass_shuffle_map(u: torch.Tensor, delta: int) -> torch.Tensor:
 def glass_shuffle_global(u: torch.Tensor, delta: int) -> torch.Tensor:
     """:func:`glass_shuffle_map` as flat int32 positions over the whole batch, ``(N * H * W,)``:
     ``out[p] = x.flatten()[src[p]]`` for one channel plane stack. Passes compose with
-    ``src_1.index_select(0, src_2)`` (the second pass reads the first one's output)."""
+    ``src_1.index_select(0, src_2)`` (the second pass reads the first one's output).
+
+    Each pixel's step is one of ``(2 delta)^2``: the step's flat offset and, for every pixel, whether
+    the loop copies from a partner it visited earlier (the chain goes on) come from small tables
+    per ``(delta, H, W)``, gathered by the step index, instead of a dozen passes over the batch."""
     n, h, w = u.shape
     dev = u.device
     if n * h * w >= 2**31:
         raise ValueError(f"glass blur: batch of {n}x{h}x{w} pixels is too large for int32 indices; split it")
-    dy, dx = glass_steps(u, delta)  # (N, H, W), integer-valued floats
-    ys = torch.arange(h, device=dev, dtype=torch.float32)[:, None]
-    xs = torch.arange(w, device=dev, dtype=torch.float32)[None, :]
-    lo, hi_y, hi_x = delta + 1, h - delta, w - delta
-    vis = (ys >= lo) & (ys <= hi_y) & (xs >= lo) & (xs <= hi_x)  # (H, W): pixels the loop visits
-    # every visited pixel takes its partner's value; after a "forward" step (to a pixel visited
-    # earlier: dy * W + dx > 0) that lands on a visited pixel, the partner's final value: follow it
-    step = dy * w + dx
-    ty, tx = dy.add_(ys), dx.add_(xs)
-    cont = ((step > 0) & (ty >= lo) & (ty <= hi_y) & (tx >= lo) & (tx <= hi_x)).logical_and_(vis).reshape(-1)
-    ident = torch.arange(n * h * w, device=dev, dtype=torch.int32)
-    nxt = step.to(torch.int32).mul_(vis).reshape(-1).add_(ident)  # unvisited pixels keep their own value
+    m2 = (2 * int(delta)) ** 2
+    k = (u.float() * m2).to(torch.int32).clamp_(max=m2 - 1).view(n, h * w)  # floor: u >= 0 (as glass_steps)
+    cont_tab, step_tab, vis = _glass_tables(int(delta), h, w, dev)
+    # the chain goes on at p when its step is "forward" (to a pixel visited earlier) and lands on
+    # a visited pixel; every visited pixel takes its partner's value, the others keep their own
+    cont = cont_tab.index_select(0, torch.add(_arange_i32(h * w, dev), k, alpha=h * w).view(-1))
+    ident = _arange_i32(n * h * w, dev)
+    nxt = step_tab.index_select(0, k.view(-1)).view(n, h * w).mul_(vis).view(-1).add_(ident)
     src = nxt.clone()
     act = torch.nonzero(cont).squeeze(1)
     q = nxt.index_select(0, act)
@@ -137,3 +138,29 @@ def glass_shuffle_global(u: torch.Tensor, delta: int) -> torch.Tensor:
         keep = torch.nonzero(cont.index_select(0, q)).squeeze(1)
         act, q = act.index_select(0, keep), hop.index_select(0, keep)
     return src
+
+
+def _arange_i32(n: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(n, device=device, dtype=torch.int32)
+
+
+@functools.lru_cache(maxsize=16)
+def _glass_tables(delta: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For the ``(2 delta)^2`` steps ``k`` of :func:`glass_steps`: ``cont[k * H * W + p]`` (bool: the
+    loop visits ``p``, the step goes forward, ``dy * W + dx > 0``, and lands on a visited pixel),
+    ``step[k] = dy * W + dx`` (int32) and ``vis[p]`` (int32 0/1, the pixels the loop visits)."""
+    m = 2 * delta
+    kk = torch.arange(m * m, dtype=torch.float32)
+    dy, dx = glass_steps((kk + 0.5) / (m * m), delta)  # the step of each k (exact: k + 0.5 in its cell)
+    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1)
+    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w)
+    lo, hi_y, hi_x = delta + 1, h - delta, w - delta
+
+    def inside(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+        return (yy >= lo) & (yy <= hi_y) & (xx >= lo) & (xx <= hi_x)
+
+    step = dy * w + dx
+    vis = inside(ys, xs)  # (1, H, W)
+    cont = vis & (step.view(-1, 1, 1) > 0) & inside(ys + dy.view(-1, 1, 1), xs + dx.view(-1, 1, 1))
+    return (cont.reshape(-1).to(device), step.to(torch.int32).to(device),
+            vis.reshape(1, -1).to(torch.int32).to(device))
