@@ -60,11 +60,11 @@ def poisson_quantile(lam: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         # below 1 (float32 rounds Phi(z) to 1 from z ~ 5.4): u = 1 would index past the guide table's row
         u = torch.special.ndtr(z if idx is None else z[idx]).clamp_(max=1.0 - 2.0**-24)
         jf = ls * (1.0 / _POISSON_STEP)
-        j = jf.floor()
+        j = jf.to(torch.int32)  # floor: rates are >= 0
         t = jf.sub_(j)
-        # G[j, floor(u M)]: exact in float32 (< 2^22) and indexed as int32 (a float -> int64
-        # conversion costs ~10x an int32 one on the CPU)
-        cell = (u * _POISSON_M).floor_().add_(j * width).to(torch.int32)
+        # G[j, floor(u M)], indexed as int32 (a float -> int64 conversion costs ~10x an int32 one
+        # on the CPU)
+        cell = torch.add((u * _POISSON_M).to(torch.int32), j, alpha=width)
         lo = guide.index_select(0, cell)
         hi = guide.index_select(0, cell.add_(width + 1))  # G[j + 1, floor(u M) + 1]
         ks = lo.float()
