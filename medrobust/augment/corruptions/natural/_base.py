@@ -94,8 +94,14 @@ def _unit_float(x8: torch.Tensor) -> torch.Tensor:
 
 def _store_uint8(out: torch.Tensor, y: torch.Tensor) -> None:
     """``out = round(255 * y)`` for a float ``y`` in [0, 1] (``y`` is overwritten). Integer-valued
-    in 0..255, so exact through int16, which converts ~5x faster than float -> uint8."""
-    out.copy_(y.mul_(255.0).round_().to(torch.int16))
+    in 0..255, so any conversion is exact: NumPy's cast on the CPU (one pass; ~0.07 ms per 224²
+    image less than torch's), through int16 elsewhere (~5x faster than torch's float -> uint8)."""
+    y = y.detach().mul_(255.0).round_()
+    if (y.device.type == "cpu" and out.device.type == "cpu" and y.is_contiguous() and out.is_contiguous()
+            and y.shape == out.shape):
+        np.copyto(out.numpy(), y.numpy(), casting="unsafe")
+    else:
+        out.copy_(y.to(torch.int16))
 
 
 def pv(v: torch.Tensor) -> torch.Tensor:
