@@ -23,8 +23,8 @@ __all__ = ["NaturalSnow", "NaturalFrost", "NaturalFog", "NaturalBrightness", "Na
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
     """``cv2.cvtColor(x, COLOR_RGB2GRAY)``: 0.299 R + 0.587 G + 0.114 B, ``(N, 1, H, W)``."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
-    return torch.einsum("nchw,c->nhw", x, w).unsqueeze(1)
+    # a weighted sum of the planes (an einsum here was a channels-last copy and a matmul: ~5x slower)
+    return (x[:, 0:1] * 0.299).add_(x[:, 1:2], alpha=0.587).add_(x[:, 2:3], alpha=0.114)
 
 
 @register("natural_snow")
