@@ -69,13 +69,15 @@ def cv2_border(cv2: Any, mode: str) -> int:
 def cv2_planes(fn: Callable[[np.ndarray, np.ndarray], object], x: torch.Tensor,
                out: torch.Tensor | None = None) -> torch.Tensor:
     """``fn(src, dst)`` for every ``(H, W)`` plane of a CPU tensor ``(..., H, W)``; ``dst`` is the
-    matching plane of ``out`` (a new contiguous tensor of ``x``'s shape and dtype by default), both
-    C-contiguous NumPy views. Returns ``out``."""
+    matching plane of ``out`` (a new contiguous tensor of ``x``'s shape and dtype by default; any
+    contiguous tensor with as many planes), both C-contiguous NumPy views. Returns ``out``."""
     src = x.detach().contiguous()
     if out is None:
         out = torch.empty_like(src)
-    h, w = src.shape[-2:]
-    a, b = src.numpy().reshape(-1, h, w), out.numpy().reshape(-1, h, w)
+    a = src.numpy().reshape(-1, *src.shape[-2:])
+    b = out.numpy().reshape(-1, *out.shape[-2:])
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"cv2_planes: {a.shape[0]} input planes but {b.shape[0]} output planes")
     for k in range(a.shape[0]):
         fn(a[k], b[k])
     return out

@@ -177,7 +177,7 @@ class NaturalPixelate(NaturalCorruption):
         if x.device.type != "cpu":
             return pixelate_uint8(x, hs, ws)
         out = torch.empty_like(x)
-        map_chunks(lambda i, j: out[i:j].copy_(pixelate_uint8(x[i:j], hs, ws)), x.shape[0], self.sample_chunk(x))
+        map_chunks(lambda i, j: pixelate_uint8(x[i:j], hs, ws, out=out[i:j]), x.shape[0], self.sample_chunk(x))
         return out
 
     #: uint8 CPU batches through PIL's own resampler instead of :func:`._pil.pixelate_uint8` (PIL's
