@@ -45,11 +45,11 @@ def poisson_quantile(lam: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     shape, dt = lam.shape, lam.dtype
     lam = lam.reshape(-1).float()
     z = z.reshape(-1).float()
-    small = lam < _POISSON_LMAX
-    every = bool(small.all())
+    every = bool(lam.amax() < _POISSON_LMAX)  # one reduction (a mask and all() cost ~15x more)
     if every:
         k = torch.empty_like(lam)
     else:
+        small = lam < _POISSON_LMAX
         k = torch.sqrt(lam).mul_(z).add_(lam)
         k.addcmul_(z, z, value=1.0 / 6).add_(0.5 - 1.0 / 6).floor_().clamp_(min=0)
     idx = None if every else torch.nonzero(small).squeeze(1)
@@ -60,8 +60,9 @@ def poisson_quantile(lam: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         # below 1 (float32 rounds Phi(z) to 1 from z ~ 5.4): u = 1 would index past the guide table's row
         u = torch.special.ndtr(z if idx is None else z[idx]).clamp_(max=1.0 - 2.0**-24)
         jf = ls * (1.0 / _POISSON_STEP)
-        j = jf.to(torch.int32)  # floor: rates are >= 0
-        t = jf.sub_(j)
+        jfl = jf.floor()
+        j = jfl.to(torch.int32)
+        t = jf.sub_(jfl)  # float - float: a float - int32 difference is ~9x slower on the CPU
         # G[j, floor(u M)], indexed as int32 (a float -> int64 conversion costs ~10x an int32 one
         # on the CPU)
         cell = torch.add((u * _POISSON_M).to(torch.int32), j, alpha=width)
