@@ -1,5 +1,6 @@
 """Stateless tensor kernels shared by the cores: per-sample convolutions, smoothing kernels and
-filters, FFT convolution, frequency masks, cache-sized CPU chunks. No randomness, no parameters."""
+filters, FFT convolution, frequency masks, cache-sized CPU chunks, OpenCV kernels for CPU tensors. No
+randomness, no parameters."""
 
 from .chunks import CPU_CHUNK_BYTES, chunk_size, chunked
 from .conv import depthwise_conv2d, fold_batch, grouped_conv
@@ -26,6 +27,7 @@ from .filters import (
     psf_kernels,
     separable_filter,
 )
+from .opencv import cv2_module, opencv_disabled
 
 __all__ = [
     "CPU_CHUNK_BYTES", "chunk_size", "chunked",
@@ -35,4 +37,5 @@ __all__ = [
     "fast_size", "fft_correlate", "kernel_image", "kernel_rfft2", "pad_index", "psf_fft_conv2d",
     "PSF_KINDS", "filter_matrix", "filter_matrix_np", "filter_rows", "fold_index", "gaussian_filter",
     "gaussian_taps", "gaussian_weights", "kernel_size", "psf_kernels", "separable_filter",
+    "cv2_module", "opencv_disabled",
 ]
