@@ -118,3 +118,22 @@ def test_corruptions_with_and_without_opencv_agree_within_a_grey_level(name):
     diff = (a.int() - b.int()).abs()
     assert int(diff.max()) <= 1
     assert float((diff > 0).float().mean()) < 1e-3
+
+
+def test_cv2_planes_takes_results_written_in_place_or_returned():
+    from medrobust.augment.functional.opencv import cv2_planes
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+
+    def in_place(a, b):
+        np.multiply(a, 2, out=b)
+
+    def returned(a, b):
+        return a * 3  # a new array, as OpenCV gives when it cannot use dst
+
+    assert torch.equal(cv2_planes(in_place, x), x * 2)
+    assert torch.equal(cv2_planes(returned, x), x * 3)
+    out = torch.empty(2, 3, 5, 4)
+    assert torch.equal(cv2_planes(lambda a, b: a.T.copy(), x, out), x.transpose(-1, -2))
+    with pytest.raises(ValueError, match="input planes"):
+        cv2_planes(in_place, x, torch.empty(1, 4, 5))

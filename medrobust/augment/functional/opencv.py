@@ -70,7 +70,9 @@ def cv2_planes(fn: Callable[[np.ndarray, np.ndarray], object], x: torch.Tensor,
                out: torch.Tensor | None = None) -> torch.Tensor:
     """``fn(src, dst)`` for every ``(H, W)`` plane of a CPU tensor ``(..., H, W)``; ``dst`` is the
     matching plane of ``out`` (a new contiguous tensor of ``x``'s shape and dtype by default; any
-    contiguous tensor with as many planes), both C-contiguous NumPy views. Returns ``out``."""
+    contiguous tensor with as many planes), both C-contiguous NumPy views. ``fn`` writes ``dst``,
+    or returns an OpenCV result called with ``dst=dst``: an array that is not ``dst`` (OpenCV
+    reallocated it) is copied in. Returns ``out``."""
     src = x.detach().contiguous()
     if out is None:
         out = torch.empty_like(src)
@@ -79,7 +81,10 @@ def cv2_planes(fn: Callable[[np.ndarray, np.ndarray], object], x: torch.Tensor,
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"cv2_planes: {a.shape[0]} input planes but {b.shape[0]} output planes")
     for k in range(a.shape[0]):
-        fn(a[k], b[k])
+        dst = b[k]
+        r = fn(a[k], dst)
+        if isinstance(r, np.ndarray) and r is not dst and not np.may_share_memory(r, dst):
+            dst[...] = r
     return out
 
 
@@ -103,9 +108,4 @@ def cv2_sep_filter(x: torch.Tensor, weights_h: tuple[float, ...], weights_w: tup
     ky = np.asarray(weights_h, dtype=np_dt)
     border = cv2_border(cv2, mode)
 
-    def one(src: np.ndarray, dst: np.ndarray) -> None:
-        r = cv2.sepFilter2D(src, -1, kx, ky, dst=dst, borderType=border)
-        if r is not dst:  # pragma: no cover - OpenCV writes into a matching dst in place
-            dst[...] = r
-
-    return cv2_planes(one, x)
+    return cv2_planes(lambda src, dst: cv2.sepFilter2D(src, -1, kx, ky, dst=dst, borderType=border), x)

@@ -70,13 +70,7 @@ def _swap_last(x: torch.Tensor) -> torch.Tensor:
     if cv2 is None or x.dtype != torch.uint8:
         return torch.from_numpy(np.ascontiguousarray(x.numpy().swapaxes(-1, -2)))
     out = torch.empty((*x.shape[:-2], x.shape[-1], x.shape[-2]), dtype=x.dtype)
-
-    def one(a: np.ndarray, b: np.ndarray) -> None:
-        r = cv2.transpose(a, b)
-        if r is not b:  # pragma: no cover - OpenCV writes into a matching dst in place
-            b[...] = r
-
-    return cv2_planes(one, x, out)
+    return cv2_planes(lambda a, b: cv2.transpose(a, b), x, out)
 
 
 @functools.lru_cache(maxsize=128)

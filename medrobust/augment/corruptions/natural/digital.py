@@ -150,27 +150,18 @@ class NaturalPixelate(NaturalCorruption):
     def _corrupt(self, x, params, sev):
         h, w = x.shape[-2:]
 
-        def one(xg: torch.Tensor, s: int, idx: torch.Tensor | None) -> torch.Tensor:
-            c = self.level(s)
-            return pixelate(xg, max(1, int(h * c)), max(1, int(w * c)))
+        return run_grouped(x, sev, lambda xg, s, idx: pixelate(xg, *self.size(s, h, w)))
 
-        return run_grouped(x, sev, one)
+    def size(self, s: int, h: int, w: int) -> tuple[int, int]:
+        """The intermediate ``(hs, ws)`` of severity ``s`` for ``h x w`` images (at least 1 x 1)."""
+        c = self.level(s)
+        return max(1, int(h * c)), max(1, int(w * c))
 
     def _corrupt_uint8(self, x, params, sev):
         h, w = x.shape[-2:]
-        sizes = [(max(1, int(h * self.level(s))), max(1, int(w * self.level(s)))) for s in sev.tolist()]
         if self.use_pil and x.device.type == "cpu":
-            return pixelate_pil_uint8(x, sizes)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for k, size in enumerate(sizes):
-            groups.setdefault(size, []).append(k)
-        if len(groups) == 1:
-            return self._pixelate_group(x, *sizes[0])
-        out = torch.empty_like(x)
-        for (hs, ws), idx in groups.items():
-            sel = torch.as_tensor(idx, device=x.device)
-            out.index_copy_(0, sel, self._pixelate_group(x.index_select(0, sel), hs, ws))
-        return out
+            return pixelate_pil_uint8(x, [self.size(s, h, w) for s in sev.tolist()])
+        return run_grouped(x, sev, lambda xg, s, idx: self._pixelate_group(xg, *self.size(s, h, w)))
 
     def _pixelate_group(self, x: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
         """:func:`._pil.pixelate_uint8` of a batch of one size (chunks on the CPU workers)."""
